@@ -1,0 +1,375 @@
+"""Reverse-mode automatic differentiation: the graph, the walk, and the grad-mode switches.
+
+How it works, in three sentences. Every differentiable operation is a small ``Function``
+subclass; when it runs on tensors that require grad, ``Function.apply`` keeps the node (with
+references to its input tensors) on the output tensor's ``_ctx``. ``backward()`` lists the
+tensors reachable from the loss in ``topological_order`` and walks that list in reverse, calling
+each node's ``backward`` with the gradient of its output and handing the results to its inputs.
+The backward formulas are written with Tensor operations, so with ``create_graph=True`` the
+gradient computation is itself recorded and can be differentiated again.
+
+Memory design: a node references its inputs, never its output (the output is handed to
+``backward`` by the walk), so the graph has no reference cycles and is freed by reference
+counting the moment the last tensor using it goes away -- the cyclic garbage collector never has
+to find it.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------
+# Grad mode and anomaly mode (module-level switches, read by Function.apply on every op)
+# --------------------------------------------------------------------------------------------
+
+_grad_enabled = True
+_anomaly_enabled = False
+
+
+def is_grad_enabled() -> bool:
+    """True when operations on tensors that require grad are being recorded."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off for a ``with`` block (or a decorated function)."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.previous = None
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous = _grad_enabled
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.previous
+        return False
+
+    def __call__(self, fn):
+        """Use as a decorator: the whole function runs in this mode."""
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Context manager / decorator: run without recording a graph (evaluation, parameter updates)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Context manager / decorator: record a graph even inside ``no_grad``."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class detect_anomaly:
+    """Context manager: check every forward output and every gradient for NaN/Inf.
+
+    The first op that produces one raises a RuntimeError naming it (and, for a backward, where
+    its forward ran). Slow -- for debugging only.
+    """
+
+    def __enter__(self):
+        global _anomaly_enabled
+        self.previous = _anomaly_enabled
+        _anomaly_enabled = True
+        return self
+
+    def __exit__(self, *exc):
+        global _anomaly_enabled
+        _anomaly_enabled = self.previous
+        return False
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        raise RuntimeError(f"detect_anomaly: {what} produced {bad} (shape {array.shape}, "
+                           f"dtype {array.dtype})")
+
+
+_Tensor = None  # set by tensor.py once the Tensor class exists (the two modules need each other)
+
+
+# --------------------------------------------------------------------------------------------
+# Function: one node of the graph
+# --------------------------------------------------------------------------------------------
+
+class Function:
+    """Base class of every differentiable operation.
+
+    A subclass writes ``forward(self, *arrays)`` on NumPy arrays (returning a NumPy array) and
+    ``backward(self, grad, out)`` on Tensors: ``grad`` is dL/d(out) and it returns one gradient
+    per input (``None`` for inputs that get none). The input tensors are available as
+    ``self.inputs`` and the output tensor as ``out``; options passed to ``apply`` as keyword
+    arguments become attributes before ``forward`` runs.
+
+    Two class flags tell the engine what ``backward`` reads, so that an in-place change to
+    those tensors between forward and backward is caught (see ``Tensor._version``):
+    ``uses_inputs`` (default True) and ``uses_output`` (default False).
+    """
+
+    uses_inputs = True
+    uses_output = False
+    is_view = False  # the output shares memory (and so its version counter) with input 0
+
+    def __init__(self, **options):
+        self.__dict__.update(options)
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
+        node = cls.__new__(cls)
+        if options:
+            node.__dict__.update(options)
+        try:
+            out_data = node.forward(*[t.data for t in inputs])
+        except ValueError as e:
+            if len(inputs) > 1 and "broadcast" in str(e):  # NumPy's shape mismatch, renamed
+                shapes = " and ".join(str(t.shape) for t in inputs)
+                raise ValueError(f"{cls.__name__}: shapes {shapes} cannot be broadcast "
+                                 f"together") from None
+            raise
+        if _anomaly_enabled:
+            _check_finite(out_data, f"the forward of {cls.__name__}")
+        out = _Tensor._make(out_data)
+        if cls.is_view:
+            out._version = inputs[0]._version
+        if _grad_enabled and out_data.dtype.kind == "f":  # only float results carry gradients
+            for t in inputs:
+                if t.requires_grad:
+                    break
+            else:
+                return out
+            out._requires_grad = True
+            out._ctx = node
+            node.inputs = inputs
+            if cls.uses_inputs:  # remember versions, to catch in-place changes before backward
+                node.saved_versions = [t._version[0] for t in inputs]
+            if _anomaly_enabled:
+                node.forward_stack = "".join(traceback.format_stack()[:-2][-6:])
+        return out
+
+    def forward(self, *arrays):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, grad, out):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+    # -- bookkeeping used by the walk --------------------------------------------------------
+
+    def _check_versions(self, out) -> None:
+        """Raise if a tensor this node's backward reads was modified in place after forward."""
+        name = type(self).__name__
+        if self.uses_inputs:
+            for i, (t, v) in enumerate(zip(self.inputs, self.saved_versions)):
+                if t._version[0] != v:
+                    raise RuntimeError(
+                        f"{name}.backward needs input {i} (shape {t.shape}), but it was modified "
+                        f"by an in-place operation after the forward pass (version {v} -> "
+                        f"{t._version[0]}). Use an out-of-place op (x = x + y) or .clone().")
+        if self.uses_output and out._version[0] != 0:
+            raise RuntimeError(
+                f"{name}.backward needs its output (shape {out.shape}), but it was modified by "
+                f"an in-place operation after the forward pass. Use an out-of-place op or .clone().")
+
+    def _release(self) -> None:
+        """Free what the node holds (its inputs and any saved arrays) after a backward pass."""
+        self.__dict__.clear()
+        self.freed = True
+
+
+# --------------------------------------------------------------------------------------------
+# The graph walk
+# --------------------------------------------------------------------------------------------
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, so it has ``shape``.
+
+    If x of shape (3, 1) was broadcast to (2, 3, 4) in the forward pass, each element of x
+    was used 2*4 times, so its gradient is the sum over those uses: sum over axis 0 (added)
+    and axis 2 (stretched from 1), keeping the size-1 axis.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+    out = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return out.reshape(shape)
+
+
+def topological_order(*roots) -> list:
+    """Every tensor that requires grad and is reachable from ``roots``, inputs before outputs.
+
+    Iterative depth-first search with an explicit stack (a recursive one hits Python's recursion
+    limit on a chain of a few thousand ops). A tensor is appended only after all of its inputs,
+    so walking the list backwards visits each tensor after every tensor that consumed it.
+    """
+    order = []
+    visited = set()
+    stack = [(root, False) for root in reversed(roots)]
+    while stack:
+        tensor, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor._ctx
+        if node is not None and not getattr(node, "freed", False):
+            for parent in node.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inputs=None):
+    """The engine behind ``Tensor.backward`` and ``grad``.
+
+    Walks the graph from ``roots`` (each seeded with its gradient). If ``inputs`` is None the
+    gradients are accumulated into ``.grad`` of the leaves (and of tensors that called
+    ``retain_grad``); otherwise the gradients of ``inputs`` are returned and ``.grad`` is left
+    alone. Hooks registered with ``register_hook`` run on each tensor's gradient as it completes.
+    """
+    from .tensor import Tensor
+
+    order = topological_order(*roots)
+    grads = {}
+    for r, g in zip(roots, root_grads):
+        grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
+    wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
+    results = [None] * (0 if inputs is None else len(inputs))
+
+    with set_grad_enabled(create_graph):
+        for tensor in reversed(order):
+            grad = grads.pop(id(tensor), None)
+            if grad is None:
+                continue
+            if tensor._hooks:
+                for hook in list(tensor._hooks.values()):
+                    replaced = hook(grad)
+                    if replaced is not None:
+                        grad = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
+            if wanted is not None:
+                if id(tensor) in wanted:
+                    results[wanted[id(tensor)]] = grad
+            elif tensor._ctx is None or tensor._retains_grad:
+                _accumulate(tensor, grad, create_graph)
+            node = tensor._ctx
+            if node is None:
+                continue
+            if getattr(node, "freed", False):
+                raise RuntimeError(
+                    f"Trying to backward through the graph a second time (through "
+                    f"{type(node).__name__}): its saved values were freed after the first "
+                    f"backward. Pass retain_graph=True to the first backward() if you need to "
+                    f"backward twice.")
+            node._check_versions(tensor)
+            input_grads = node.backward(grad, tensor)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, g in zip(node.inputs, input_grads):
+                if g is None or not parent.requires_grad:
+                    continue
+                if g.shape != parent.shape:
+                    raise RuntimeError(
+                        f"internal error: {type(node).__name__}.backward returned a gradient of "
+                        f"shape {g.shape} for an input of shape {parent.shape}")
+                if g.dtype != parent.dtype:
+                    g = g.to(parent.dtype)
+                if _anomaly_enabled:
+                    _check_finite(g.data, f"the backward of {type(node).__name__} (its forward "
+                                          f"ran at:\n{getattr(node, 'forward_stack', '?')})")
+                key = id(parent)
+                grads[key] = grads[key] + g if key in grads else g
+            if not retain_graph:
+                node._release()
+    return results
+
+
+def _accumulate(tensor, grad, create_graph):
+    """Add ``grad`` into ``tensor.grad`` (a fresh array, never shared with another tensor)."""
+    from .tensor import Tensor
+
+    if not create_graph:
+        grad = Tensor._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
+    if tensor.grad is None:
+        tensor.grad = grad
+    elif create_graph:
+        tensor.grad = tensor.grad + grad
+    else:
+        tensor.grad = Tensor._make(tensor.grad.data + grad.data)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned instead of stored in ``.grad``.
+
+    Like ``torch.autograd.grad``: with ``create_graph=True`` the returned gradients are
+    themselves part of a graph, so they can be differentiated again (Hessian-vector products,
+    gradient penalties).
+    """
+    from .tensor import Tensor
+
+    single_input = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single_input else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    seeds = [_seed_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = run_backward(outputs, seeds, retain_graph, create_graph, inputs=inputs)
+    for i, (t, g) in enumerate(zip(inputs, results)):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) was not used to compute the "
+                               f"outputs; pass allow_unused=True to get None for it")
+    return results[0] if single_input else tuple(results)
+
+
+def _seed_gradient(output, gradient):
+    """The starting gradient dL/d(output): 1 for a scalar, else it must be given."""
+    from .tensor import Tensor
+
+    if not output.requires_grad:
+        raise RuntimeError(f"element of outputs (shape {output.shape}) does not require grad and "
+                           f"has no graph: nothing to differentiate")
+    if gradient is None:
+        if output.data.size != 1:
+            raise RuntimeError(
+                f"backward() needs a scalar output to start from, but this tensor has shape "
+                f"{output.shape}. Reduce it first (e.g. loss.sum() or loss.mean()) or pass "
+                f"gradient=<tensor of the same shape>.")
+        return Tensor._make(np.ones(output.shape, dtype=output.dtype))
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(np.asarray(gradient, dtype=output.dtype))
+    if gradient.shape != output.shape:
+        raise ValueError(f"gradient has shape {gradient.shape} but the output has shape "
+                         f"{output.shape}")
+    return gradient.to(output.dtype) if gradient.dtype != output.dtype else gradient
+

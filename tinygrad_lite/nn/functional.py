@@ -1,0 +1,260 @@
+"""Neural-network functions (the ``torch.nn.functional`` of this package).
+
+Softmax, log-softmax and cross-entropy are Functions of their own because their fused forms are
+much cheaper than the composition of exp/sum/log (and they run on the C kernels). The rest are
+built from Tensor operations that already have gradients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd, kernels
+from ..autograd import Function
+from ..tensor import Tensor, get_rng
+
+
+def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
+    """Run a kernel that works on the last axis over any ``axis`` (moving it there and back)."""
+    if axis == x.ndim - 1:
+        return fn(x, *more)
+    moved = [np.ascontiguousarray(np.moveaxis(a, axis, -1)) for a in (x,) + more]
+    return np.moveaxis(fn(*moved), -1, axis)
+
+
+def _check_float(x: Tensor, op: str) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
+
+
+def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
+    _check_float(x, op)
+    if x.ndim == 0:
+        raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim {dim} is out of range for shape {x.shape}")
+    return dim % x.ndim
+
+
+class Softmax(Function):
+    """y = exp(x) / sum(exp(x));  dx = y * (g - sum(g * y))"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return _last_axis(kernels.softmax, x, self.axis)
+
+    def backward(self, g, y):
+        if not autograd.is_grad_enabled():  # first derivative only: the fused kernel
+            return Tensor._make(_last_axis(kernels.softmax_backward, y.data, self.axis, g.data))
+        return y * (g - (g * y).sum(self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x);  dx = g - exp(y) * sum(g)"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return _last_axis(kernels.log_softmax, x, self.axis)
+
+    def backward(self, g, y):
+        if not autograd.is_grad_enabled():
+            return Tensor._make(_last_axis(kernels.log_softmax_backward, y.data, self.axis,
+                                           g.data))
+        return g - y.exp() * g.sum(self.axis, keepdims=True)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return Softmax.apply(x, axis=_softmax_axis(x, dim, "softmax"))
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return LogSoftmax.apply(x, axis=_softmax_axis(x, dim, "log_softmax"))
+
+
+class CrossEntropy(Function):
+    """loss_i = logsumexp(x_i) - sum_c q_ic x_ic, q = (1-eps)·onehot + eps/C;
+    dx_i = (softmax(x_i) - q_i) · w_i, where w_i is the weight of row i in the reduction"""
+    uses_inputs = True
+
+    def forward(self, logits):
+        n, classes = logits.shape
+        keep = self.targets != self.ignore_index
+        self.count = int(keep.sum())
+        if self.reduction == "mean" and self.label_smoothing == 0.0:
+            # The fused kernel: loss and, when a backward may follow, the gradient in one pass.
+            loss, self.dlogits = kernels.cross_entropy(
+                logits, self.targets, self.ignore_index, compute_grad=self.needs_grad)
+            return np.asarray(loss, dtype=logits.dtype)
+        logp = _last_axis(kernels.log_softmax, logits, 1)
+        safe = np.where(keep, self.targets, 0)
+        nll = -logp[np.arange(n), safe]
+        if self.label_smoothing:
+            eps = self.label_smoothing
+            nll = (1 - eps) * nll - eps * logp.mean(axis=1)
+        losses = (nll * keep).astype(logits.dtype)
+        if self.reduction == "none":
+            return losses
+        if self.reduction == "sum":
+            return np.asarray(losses.sum(), dtype=logits.dtype)
+        return np.asarray(losses.sum() / self.count if self.count else np.nan, dtype=logits.dtype)
+
+    def row_weights(self, g: Tensor) -> Tensor:
+        """How much d(loss)/d(loss_i) each row gets: g (per row for 'none'), / count for 'mean'."""
+        keep = Tensor._make((self.targets != self.ignore_index).astype(g.dtype))
+        if self.reduction == "none":
+            return (g * keep).reshape(-1, 1)
+        scale = 1.0 / max(self.count, 1) if self.reduction == "mean" else 1.0
+        return (g * scale * keep).reshape(-1, 1)
+
+    def backward(self, g, out):
+        logits = self.inputs[0]
+        fused = getattr(self, "dlogits", None)
+        if fused is not None and not autograd.is_grad_enabled():
+            return g * Tensor._make(fused)  # the kernel already computed (softmax - onehot)/count
+        n, classes = logits.shape
+        q = np.zeros(logits.shape, dtype=logits.dtype)
+        keep = self.targets != self.ignore_index
+        q[np.arange(n)[keep], self.targets[keep]] = 1.0
+        if self.label_smoothing:
+            q = q * (1 - self.label_smoothing) + self.label_smoothing / classes
+        return (softmax(logits, 1) - Tensor._make(q)) * self.row_weights(g)
+
+
+def cross_entropy(input: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between logits ``input`` (N, C) -- or (C,), or (N, C, d1, ...) -- and integer
+    class targets (N,) -- or (), or (N, d1, ...); as ``torch.nn.functional.cross_entropy``."""
+    _check_float(input, "cross_entropy")
+    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
+                        f"{target.dtype}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if input.ndim == 1:  # one sample
+        out = cross_entropy(input.reshape(1, -1), target.reshape(1), ignore_index, reduction,
+                            label_smoothing)
+        return out.reshape(()) if reduction == "none" else out
+    if input.ndim > 2:  # (N, C, d1, ...): move the class axis last and flatten the rest
+        if target.shape != input.shape[:1] + input.shape[2:]:
+            raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
+                             f"{input.shape[:1] + input.shape[2:]}, got {target.shape}")
+        classes = input.shape[1]
+        flat = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
+        out = cross_entropy(flat, target.reshape(-1), ignore_index, reduction, label_smoothing)
+        return out.reshape(target.shape) if reduction == "none" else out
+    n, classes = input.shape
+    if target.shape != (n,):
+        raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
+                         f"({n},), got {target.shape}")
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise ValueError(f"cross_entropy: target {int(target[bad][0])} is out of range for "
+                         f"{classes} classes (valid: 0..{classes - 1}, or ignore_index="
+                         f"{ignore_index})")
+    needs_grad = autograd.is_grad_enabled() and input.requires_grad
+    return CrossEntropy.apply(input, targets=target.astype(np.int64, copy=False),
+                              ignore_index=ignore_index, reduction=reduction,
+                              label_smoothing=float(label_smoothing), needs_grad=needs_grad)
+
+
+def nll_loss(log_probs: Tensor, target, ignore_index: int = -100) -> Tensor:
+    """Mean negative log-likelihood of (N, C) log-probabilities at integer targets (N,)."""
+    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    keep = target != ignore_index
+    picked = log_probs[np.arange(len(target))[keep], target[keep]]
+    return -picked.mean()
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean((input - target)^2)."""
+    target = target if isinstance(target, Tensor) else input._operand(target)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} "
+                         f"differ (broadcasting them is almost always a bug)")
+    diff = input - target
+    squared = diff * diff
+    if reduction == "mean":
+        return squared.mean()
+    if reduction == "sum":
+        return squared.sum()
+    if reduction == "none":
+        return squared
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout);
+    the identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = get_rng().random(x.shape) >= p
+    return x * Tensor._make((keep / (1.0 - p)).astype(x.dtype))
+
+
+def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over the last len(normalized_shape) axes, then * weight + bias
+    (biased variance, as in PyTorch)."""
+    _check_float(x, "layer_norm")
+    normalized_shape = ((normalized_shape,) if isinstance(normalized_shape, int)
+                        else tuple(normalized_shape))
+    if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} does not match the "
+                         f"last dimensions of the input shape {x.shape}")
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    centered = x - x.mean(axes, keepdims=True)
+    variance = (centered * centered).mean(axes, keepdims=True)
+    out = centered * (variance + eps) ** -0.5
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def embedding(input, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` (num_embeddings, dim) picked by integer ids of any shape."""
+    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got {weight.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
+        bad = ids[(ids < 0) | (ids >= weight.shape[0])][0]
+        raise IndexError(f"embedding: id {int(bad)} is out of range for {weight.shape[0]} "
+                         f"embeddings")
+    return weight[ids]
+
+
+def relu(x: Tensor) -> Tensor:
+    return x.relu()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return x.leaky_relu(negative_slope)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return x.gelu(approximate)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return x.tanh()
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as in PyTorch."""
+    out = x @ weight.transpose(-1, -2) if weight.ndim > 1 else x @ weight
+    return out + bias if bias is not None else out

@@ -1,0 +1,1 @@
+"""The differentiable operations, grouped by kind: each Function keeps forward and backward together."""

@@ -1,0 +1,392 @@
+"""Elementwise operations: forward on NumPy arrays, backward in Tensor operations.
+
+Notation in the docstrings: ``g`` is dL/d(out), the gradient arriving from above; each line
+gives what backward returns for each input. Binary ops broadcast like NumPy, so their
+gradients are summed back to each input's shape with ``unbroadcast``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import Function, unbroadcast
+from ..tensor import Tensor
+
+
+def _const(array: np.ndarray) -> Tensor:
+    """A tensor outside the graph (masks and other constants used by backward formulas)."""
+    return Tensor._make(array)
+
+
+# --------------------------------------------------------------------------------------------
+# Binary arithmetic
+# --------------------------------------------------------------------------------------------
+
+class Add(Function):
+    """out = x + y;  dx = g,  dy = g"""
+    uses_inputs = False
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        return (unbroadcast(g, x.shape) if x.requires_grad else None,
+                unbroadcast(g, y.shape) if y.requires_grad else None)
+
+
+class Sub(Function):
+    """out = x - y;  dx = g,  dy = -g"""
+    uses_inputs = False
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        return (unbroadcast(g, x.shape) if x.requires_grad else None,
+                unbroadcast(-g, y.shape) if y.requires_grad else None)
+
+
+class Mul(Function):
+    """out = x * y;  dx = g * y,  dy = g * x"""
+
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        return (unbroadcast(g * y, x.shape) if x.requires_grad else None,
+                unbroadcast(g * x, y.shape) if y.requires_grad else None)
+
+
+class Div(Function):
+    """out = x / y;  dx = g / y,  dy = -g * x / y**2"""
+
+    def forward(self, x, y):
+        out = x / y
+        if x.dtype.kind != "f" and y.dtype.kind != "f":  # int / int -> float32, as in PyTorch
+            out = out.astype(np.float32)
+        return out
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        return (unbroadcast(g / y, x.shape) if x.requires_grad else None,
+                unbroadcast(-g * x / (y * y), y.shape) if y.requires_grad else None)
+
+
+class Pow(Function):
+    """out = x ** y;  dx = g * y * x**(y-1),  dy = g * out * log(x)"""
+    uses_output = True
+
+    def forward(self, x, y):
+        return x ** y
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        gx = unbroadcast(g * y * x ** (y - 1), x.shape) if x.requires_grad else None
+        gy = unbroadcast(g * out * x.log(), y.shape) if y.requires_grad else None
+        return gx, gy
+
+
+class Maximum(Function):
+    """out = max(x, y);  dx = g where x > y,  dy = g where y > x  (ties split the gradient)"""
+
+    def forward(self, x, y):
+        return np.maximum(x, y)
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        share_x = (x.data > y.data) + 0.5 * (x.data == y.data)
+        share_x = _const(share_x.astype(g.dtype))
+        return (unbroadcast(g * share_x, x.shape) if x.requires_grad else None,
+                unbroadcast(g * (1 - share_x), y.shape) if y.requires_grad else None)
+
+
+class Minimum(Function):
+    """out = min(x, y);  dx = g where x < y,  dy = g where y < x  (ties split the gradient)"""
+
+    def forward(self, x, y):
+        return np.minimum(x, y)
+
+    def backward(self, g, out):
+        x, y = self.inputs
+        share_x = (x.data < y.data) + 0.5 * (x.data == y.data)
+        share_x = _const(share_x.astype(g.dtype))
+        return (unbroadcast(g * share_x, x.shape) if x.requires_grad else None,
+                unbroadcast(g * (1 - share_x), y.shape) if y.requires_grad else None)
+
+
+class Where(Function):
+    """out = x where cond else y;  dx = g where cond (else 0),  dy = g where not cond"""
+    uses_inputs = False
+
+    def forward(self, cond, x, y):
+        return np.where(cond, x, y)
+
+    def backward(self, g, out):
+        cond, x, y = self.inputs
+        zero = _const(np.zeros((), dtype=g.dtype))
+        return (None,
+                unbroadcast(where(cond, g, zero), x.shape) if x.requires_grad else None,
+                unbroadcast(where(cond, zero, g), y.shape) if y.requires_grad else None)
+
+
+def where(cond, x, y) -> Tensor:
+    """Elementwise choice: ``x`` where ``cond`` is True, else ``y`` (all three broadcast)."""
+    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be a bool tensor, got dtype {cond.dtype}")
+    if not isinstance(x, Tensor):
+        x = y._operand(x) if isinstance(y, Tensor) else Tensor(x)
+    if not isinstance(y, Tensor):
+        y = x._operand(y)
+    return Where.apply(cond, x, y)
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor-with-Python-number arithmetic: the number is an option, not an input, so there is no
+# constant tensor to create and no gradient to sum back for it (the common x * 0.5, x ** 2).
+# --------------------------------------------------------------------------------------------
+
+class AddScalar(Function):
+    """out = x + c;  dx = g"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return x + self.c
+
+    def backward(self, g, out):
+        return g
+
+
+class MulScalar(Function):
+    """out = x * c;  dx = g * c"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, g, out):
+        return g * self.c
+
+
+class DivScalar(Function):
+    """out = x / c;  dx = g / c"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return x / self.c
+
+    def backward(self, g, out):
+        return g / self.c
+
+
+class PowScalar(Function):
+    """out = x ** c;  dx = g * c * x ** (c - 1)"""
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        if self.c == 2:
+            return g * x * 2
+        return g * self.c * x ** (self.c - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Unary math
+# --------------------------------------------------------------------------------------------
+
+class Neg(Function):
+    """out = -x;  dx = -g"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g, out):
+        return -g
+
+
+class Exp(Function):
+    """out = exp(x);  dx = g * out"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return np.exp(x)
+
+    def backward(self, g, out):
+        return g * out
+
+
+class Log(Function):
+    """out = log(x);  dx = g / x"""
+
+    def forward(self, x):
+        return np.log(x)
+
+    def backward(self, g, out):
+        return g / self.inputs[0]
+
+
+class Sqrt(Function):
+    """out = sqrt(x);  dx = g / (2 * out)"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return np.sqrt(x)
+
+    def backward(self, g, out):
+        return g / (out * 2)
+
+
+class Sin(Function):
+    """out = sin(x);  dx = g * cos(x)"""
+
+    def forward(self, x):
+        return np.sin(x)
+
+    def backward(self, g, out):
+        return g * self.inputs[0].cos()
+
+
+class Cos(Function):
+    """out = cos(x);  dx = -g * sin(x)"""
+
+    def forward(self, x):
+        return np.cos(x)
+
+    def backward(self, g, out):
+        return -g * self.inputs[0].sin()
+
+
+class Tanh(Function):
+    """out = tanh(x);  dx = g * (1 - out**2)"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def backward(self, g, out):
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """out = 1 / (1 + exp(-x));  dx = g * out * (1 - out)"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        # exp(-log(1 + exp(-x))) never overflows, for large positive or negative x
+        return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        return g * out * (1 - out)
+
+
+class Relu(Function):
+    """out = max(x, 0);  dx = g where x > 0 (else 0)"""
+    uses_inputs, uses_output = False, True
+
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+    def backward(self, g, out):
+        return g * _const((out.data > 0).astype(g.dtype))
+
+
+class LeakyRelu(Function):
+    """out = x if x > 0 else slope * x;  dx = g if x > 0 else slope * g"""
+
+    def forward(self, x):
+        return np.where(x > 0, x, x * x.dtype.type(self.slope))
+
+    def backward(self, g, out):
+        x = self.inputs[0].data
+        return g * _const(np.where(x > 0, 1, self.slope).astype(g.dtype))
+
+
+class Abs(Function):
+    """out = |x|;  dx = g * sign(x)   (0 at x = 0, as in PyTorch)"""
+
+    def forward(self, x):
+        return np.abs(x)
+
+    def backward(self, g, out):
+        return g * _const(np.sign(self.inputs[0].data).astype(g.dtype))
+
+
+class Clip(Function):
+    """out = min(max(x, low), high);  dx = g where low <= x <= high (else 0)"""
+
+    def forward(self, x):
+        return np.clip(x, self.low, self.high)
+
+    def backward(self, g, out):
+        x = self.inputs[0].data
+        inside = np.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x >= self.low
+        if self.high is not None:
+            inside &= x <= self.high
+        return g * _const(inside.astype(g.dtype))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+class Erf(Function):
+    """out = erf(x);  dx = g * 2/sqrt(pi) * exp(-x**2)"""
+
+    def forward(self, x):
+        return _erf(x).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        return g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+
+def erf(x: Tensor) -> Tensor:
+    return Erf.apply(x)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """Exact GELU, x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))), built from ops with gradients."""
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """GELU's tanh approximation, 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+
+
+# --------------------------------------------------------------------------------------------
+# Copies and casts
+# --------------------------------------------------------------------------------------------
+
+class Cast(Function):
+    """out = x converted to dtype;  dx = g converted back to x's dtype"""
+    uses_inputs = False
+
+    def forward(self, x):
+        if self.dtype.kind not in "fiub":
+            raise TypeError(f"cannot convert a tensor to dtype {self.dtype}")
+        return x.astype(self.dtype)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        return g.to(x.dtype) if x.dtype.kind == "f" else None
+
+
+class Clone(Function):
+    """out = a copy of x;  dx = g"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g, out):
+        return g

@@ -1,0 +1,305 @@
+"""Shape and indexing operations: they move or select elements, never change their values.
+
+So their backward moves the gradient back: reshape undoes reshape, the inverse permutation
+undoes permute, and indexing scatters (adds) the gradient into the positions it read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, unbroadcast
+from ..tensor import Tensor
+
+
+# --------------------------------------------------------------------------------------------
+# Reshaping
+# --------------------------------------------------------------------------------------------
+
+class Reshape(Function):
+    """out = x viewed with a new shape;  dx = g reshaped back to x's shape"""
+    uses_inputs = False
+    is_view = True
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot view a tensor of shape {x.shape} ({x.size} "
+                             f"elements) as shape {self.shape}") from None
+
+    def backward(self, g, out):
+        return g.reshape(self.in_shape)
+
+
+def _shape_arg(shape) -> tuple:
+    """Accept reshape(2, 3) and reshape((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if not isinstance(n, (int, np.integer)):
+            raise TypeError(f"shape entries must be ints, got {n!r} in {shape}")
+    return tuple(int(n) for n in shape)
+
+
+def reshape(x: Tensor, shape) -> Tensor:
+    shape = _shape_arg(shape)
+    if shape == x.shape:
+        return x
+    return Reshape.apply(x, shape=shape)
+
+
+def _dim(axis: int, ndim: int, op: str) -> int:
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
+                         f"dimension(s)")
+    return axis % max(ndim, 1)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    middle = int(np.prod(x.shape[start:end + 1]))
+    return reshape(x, (x.shape[:start] + (middle,) + x.shape[end + 1:],))
+
+
+def squeeze(x: Tensor, axis=None) -> Tensor:
+    """Remove size-1 dimensions (all of them, or the ones named, which must have size 1)."""
+    if axis is None:
+        return reshape(x, (tuple(n for n in x.shape if n != 1),))
+    axes = {_dim(a, x.ndim, "squeeze") for a in ((axis,) if isinstance(axis, int) else axis)}
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: dimension {a} has size {x.shape[a]}, not 1 "
+                             f"(shape {x.shape})")
+    return reshape(x, (tuple(n for i, n in enumerate(x.shape) if i not in axes),))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """Insert a size-1 dimension at ``axis`` (-1 means at the end)."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: dimension {axis} is out of range for a tensor with "
+                         f"{x.ndim} dimension(s)")
+    axis = axis % (x.ndim + 1)
+    return reshape(x, (x.shape[:axis] + (1,) + x.shape[axis:],))
+
+
+class Permute(Function):
+    """out = x with its axes reordered by dims;  dx = g with the inverse order"""
+    uses_inputs = False
+    is_view = True
+
+    def forward(self, x):
+        return np.transpose(x, self.dims)
+
+    def backward(self, g, out):
+        return g.permute(*np.argsort(self.dims).tolist())
+
+
+def permute(x: Tensor, dims) -> Tensor:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    dims = tuple(int(d) % max(x.ndim, 1) if -x.ndim <= d < x.ndim else d for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of a "
+                         f"tensor with shape {x.shape}")
+    if dims == tuple(range(x.ndim)):
+        return x
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x: Tensor, dim0=None, dim1=None) -> Tensor:
+    if dim0 is None and dim1 is None:
+        return permute(x, tuple(range(x.ndim - 1, -1, -1)))
+    if dim0 is None or dim1 is None:
+        raise TypeError("transpose takes two dimensions (or none to reverse all)")
+    a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    dims = list(range(x.ndim))
+    dims[a], dims[b] = dims[b], dims[a]
+    return permute(x, tuple(dims))
+
+
+class Expand(Function):
+    """out = x broadcast to a larger shape (no copy);  dx = g summed back to x's shape"""
+    uses_inputs = False
+    is_view = True
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return np.broadcast_to(x, self.shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot broadcast a tensor of shape {x.shape} to shape "
+                             f"{self.shape}") from None
+
+    def backward(self, g, out):
+        return unbroadcast(g, self.in_shape)
+
+
+def expand(x: Tensor, shape) -> Tensor:
+    shape = _shape_arg(shape)
+    offset = len(shape) - x.ndim
+    if offset < 0:
+        raise ValueError(f"expand: target shape {shape} has fewer dimensions than the tensor's "
+                         f"shape {x.shape}")
+    shape = tuple(x.shape[i - offset] if n == -1 and i >= offset else n
+                  for i, n in enumerate(shape))
+    if shape == x.shape:
+        return x
+    return Expand.apply(x, shape=shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Indexing
+# --------------------------------------------------------------------------------------------
+
+def check_index(index, shape):
+    """Validate an index and convert Tensors inside it to arrays (basic and advanced indexing)."""
+    items = index if isinstance(index, tuple) else (index,)
+    converted = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.data
+        if isinstance(item, list):
+            item = np.asarray(item)
+            if item.size == 0:
+                item = item.astype(np.int64)
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind not in "iub":
+                raise TypeError(f"tensors can be indexed by integer or bool arrays, got an array "
+                                f"of dtype {item.dtype}")
+        elif isinstance(item, bool) or not (
+                item is None or item is Ellipsis or isinstance(item, (int, np.integer, slice))):
+            raise TypeError(
+                f"unsupported index {item!r} of type {type(item).__name__}: use ints, slices, "
+                f"None, ..., or integer/bool arrays or tensors")
+        converted.append(item)
+    return tuple(converted) if isinstance(index, tuple) else converted[0]
+
+
+def _is_basic(index) -> bool:
+    """True when NumPy's basic indexing applies (the result is a view, no element repeats)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return not any(isinstance(i, np.ndarray) for i in items)
+
+
+class GetItem(Function):
+    """out = x[index];  dx = zeros like x, with g added at the positions read (IndexAdd)"""
+    uses_inputs = False
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x[self.index]
+        except IndexError as e:
+            raise IndexError(f"index {self.index!r} is out of range for a tensor of shape "
+                             f"{x.shape}: {e}") from None
+
+    def backward(self, g, out):
+        return IndexAdd.apply(g, index=self.index, shape=self.in_shape)
+
+
+class IndexAdd(Function):
+    """out = zeros(shape) with g added at index (repeated indices add up);  dg = out_grad[index]"""
+    uses_inputs = False
+
+    def forward(self, g):
+        out = np.zeros(self.shape, dtype=g.dtype)
+        if _is_basic(self.index):
+            out[self.index] = g  # basic indexing never repeats an element: assignment is enough
+        else:
+            np.add.at(out, self.index, g)  # an index array may repeat (embedding lookups do)
+        return out
+
+    def backward(self, g, out):
+        return GetItem.apply(g, index=self.index)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    index = check_index(index, x.shape)
+    out = GetItem.apply(x, index=index)
+    if _is_basic(index):
+        out._version = x._version  # a NumPy view: in-place changes to one are changes to both
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Joining and splitting
+# --------------------------------------------------------------------------------------------
+
+class Cat(Function):
+    """out = the inputs joined along axis;  each dx = the slice of g it occupies"""
+    uses_inputs = False
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return np.concatenate(xs, axis=self.axis)
+
+    def backward(self, g, out):
+        grads, start = [], 0
+        for size in self.sizes:
+            index = (slice(None),) * self.axis + (slice(start, start + size),)
+            grads.append(g[index])
+            start += size
+        return tuple(grads)
+
+
+def cat(tensors, axis: int = 0) -> Tensor:
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: need at least one tensor")
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
+    axis = _dim(axis, ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
+                tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match shape "
+                             f"{tensors[0].shape} outside dimension {axis}")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis: int = 0) -> Tensor:
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: need at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
+    if not -tensors[0].ndim - 1 <= axis <= tensors[0].ndim:
+        raise ValueError(f"stack: dimension {axis} is out of range")
+    axis = axis % (tensors[0].ndim + 1)
+    return cat([unsqueeze(t, axis) for t in tensors], axis)
+
+
+def split(x: Tensor, split_size_or_sections, axis: int = 0) -> list:
+    """Pieces of ``split_size`` along axis (the last may be smaller), or of the listed sizes."""
+    axis = _dim(axis, x.ndim, "split")
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, length - s) for s in range(0, length, step)] or [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != length or any(s < 0 for s in sizes):
+            raise ValueError(f"split: sizes {sizes} do not add up to {length}, the length of "
+                             f"dimension {axis} of shape {x.shape}")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(x[(slice(None),) * axis + (slice(start, start + size),)])
+        start += size
+    return pieces
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    length = x.shape[_dim(axis, x.ndim, "chunk")]
+    return split(x, max(-(-length // chunks), 1), axis)

@@ -1,0 +1,601 @@
+"""The Tensor: a NumPy array plus what autograd needs to differentiate through it.
+
+Every method that computes something is a one-liner that calls a ``Function`` from
+``tinygrad_lite/ops/`` -- open those files to see each op's forward and backward side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd
+
+_FLOAT_DEFAULT = np.float32  # Python floats (and lists of them) become float32, as in PyTorch
+_PY_NUMBERS = (int, float)   # exact types: bool is handled by the general path
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind randn, rand, dropout and the layer initialisations."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def get_rng() -> np.random.Generator:
+    """The package-wide random generator (reseeded by ``manual_seed``)."""
+    return _rng
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    """Convert ``data`` to an ndarray following PyTorch's rules for Python values."""
+    if isinstance(data, Tensor):
+        array = data.data
+    elif isinstance(data, np.ndarray):
+        array = data
+    elif isinstance(data, np.generic):
+        array = np.asarray(data)
+    else:
+        try:
+            array = np.asarray(data)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
+        if array.dtype == np.float64:
+            array = array.astype(_FLOAT_DEFAULT)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"tensors hold float, integer or bool data; got dtype {array.dtype} "
+                        f"from {type(data).__name__}")
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    ``data`` is the NumPy array. If ``requires_grad`` is True, operations on the tensor build
+    a graph (each result remembers the op that made it in ``_ctx``) and ``backward()`` fills
+    ``.grad`` of the leaves.
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_version", "_hooks",
+                 "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self._ctx = None
+        self._version = [0]   # shared with views; bumped by every in-place change
+        self._hooks = None
+        self._retains_grad = False
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @classmethod
+    def _make(cls, array: np.ndarray) -> "Tensor":
+        """Fast internal constructor: wrap an array that is already an ndarray of a valid dtype."""
+        t = object.__new__(cls)
+        t.data = array
+        t.grad = None
+        t._requires_grad = False
+        t._ctx = None
+        t._version = [0]
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # -- basic attributes ----------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients; this tensor has "
+                            f"dtype {self.data.dtype} (convert with .float() first)")
+        if not value and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be turned off on a leaf tensor; use "
+                               ".detach() to get a tensor outside the graph")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim: int | None = None):
+        """The shape (as in PyTorch), or the length of one dimension."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (parameters, inputs, constants)."""
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor (None for leaves)."""
+        return self._ctx
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> "Tensor":
+        """The same data (shared, like a view) outside the graph."""
+        t = Tensor._make(self.data)
+        t._version = self._version
+        return t
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self.data.dtype not in (np.float32, np.int64, np.bool_):
+            extras.append(f"dtype={self.data.dtype}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn=<{type(self._ctx).__name__}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with shape {self.shape} is ambiguous; "
+                               f"use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    __hash__ = object.__hash__  # == builds a tensor, so hashing is by identity
+
+    # -- autograd ------------------------------------------------------------------------------
+
+    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False):
+        """Fill ``.grad`` of every leaf this tensor depends on with d(self)/d(leaf).
+
+        ``gradient`` is d(loss)/d(self); it may be omitted only for a one-element tensor.
+        The graph's saved values are freed afterwards unless ``retain_graph`` is True.
+        With ``create_graph=True`` the backward pass is recorded too (for higher derivatives).
+        """
+        seed = autograd._seed_gradient(self, gradient)
+        autograd.run_backward([self], [seed], retain_graph or create_graph, create_graph)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor during backward (leaves always keep it)."""
+        if not self._requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retains_grad = True
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        key = object()
+        self._hooks[key] = hook
+        return _HookHandle(self._hooks, key)
+
+    # -- in-place operations -------------------------------------------------------------------
+
+    def _check_inplace(self, name: str, other=None) -> None:
+        """In-place changes are never recorded in the graph, so refuse them where they would be."""
+        if not autograd.is_grad_enabled():
+            return
+        if self._requires_grad or (isinstance(other, Tensor) and other._requires_grad):
+            what = ("a leaf tensor that requires grad" if self.is_leaf and self._requires_grad
+                    else "a tensor that is part of a graph")
+            raise RuntimeError(
+                f"{name}: in-place operation on {what} (shape {self.shape}) while recording. "
+                f"tinygrad_lite does not record in-place ops: write `x = x + y` instead, or "
+                f"wrap parameter updates in `with no_grad():`.")
+
+    def _inplace(self, name: str, ufunc, other) -> "Tensor":
+        self._check_inplace(name, other)
+        value = other.data if isinstance(other, Tensor) else other
+        try:
+            ufunc(self.data, value, out=self.data, casting="same_kind")
+        except (TypeError, ValueError) as e:  # numpy's casting or broadcasting refusal
+            shape = getattr(value, "shape", ())
+            raise type(e)(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
+                          f"{self.dtype} in place with a value of shape {shape} and dtype "
+                          f"{np.result_type(value)}") from None
+        self._version[0] += 1
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace("+=", np.add, other)
+
+    def __isub__(self, other):
+        return self._inplace("-=", np.subtract, other)
+
+    def __imul__(self, other):
+        return self._inplace("*=", np.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._inplace("/=", np.true_divide, other)
+
+    def add_(self, other, alpha=1.0):
+        return self._inplace("add_", np.add, other if alpha == 1.0 else _scaled(other, alpha))
+
+    def sub_(self, other, alpha=1.0):
+        return self._inplace("sub_", np.subtract, other if alpha == 1.0 else _scaled(other, alpha))
+
+    def mul_(self, other):
+        return self._inplace("mul_", np.multiply, other)
+
+    def div_(self, other):
+        return self._inplace("div_", np.true_divide, other)
+
+    def fill_(self, value):
+        self._check_inplace("fill_")
+        self.data[...] = value
+        self._version[0] += 1
+        return self
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def copy_(self, src):
+        self._check_inplace("copy_", src)
+        src_data = src.data if isinstance(src, Tensor) else np.asarray(src)
+        try:
+            np.copyto(self.data, src_data, casting="same_kind")
+        except (TypeError, ValueError):
+            raise ValueError(f"copy_: cannot copy shape {src_data.shape} ({src_data.dtype}) into "
+                             f"shape {self.shape} ({self.dtype})") from None
+        self._version[0] += 1
+        return self
+
+    def __setitem__(self, index, value):
+        self._check_inplace("__setitem__", value)
+        index = movement.check_index(index, self.shape)
+        try:
+            self.data[index] = value.data if isinstance(value, Tensor) else value
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"cannot assign a value of shape {np.shape(value)} to index {index!r}"
+                             f" of a tensor with shape {self.shape}: {e}") from None
+        self._version[0] += 1
+
+    # -- dtype ---------------------------------------------------------------------------------
+
+    def to(self, dtype) -> "Tensor":
+        """Cast to ``dtype``; the gradient is cast back."""
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        return elementwise.Cast.apply(self, dtype=dtype)
+
+    astype = to
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def long(self):
+        return self.to(np.int64)
+
+    def bool(self):
+        return self.to(np.bool_)
+
+    def clone(self):
+        """A copy with its own memory that stays in the graph (gradient flows through)."""
+        return elementwise.Clone.apply(self)
+
+    def contiguous(self):
+        return self if self.data.flags.c_contiguous else self.clone()
+
+    # -- arithmetic (ops/elementwise.py) -------------------------------------------------------
+
+    def _operand(self, other) -> "Tensor":
+        """Turn a Python number / array into a Tensor. Python scalars take this tensor's dtype
+        (so `x * 2.0` stays float32), as in PyTorch."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool)) and not isinstance(other, np.generic):
+            kind = self.data.dtype.kind
+            if kind == "f" or (kind in "iu" and not isinstance(other, float)) or (
+                    kind == "b" and isinstance(other, bool)):
+                return Tensor._make(np.array(other, dtype=self.data.dtype))
+            return Tensor._make(np.array(other, dtype=_FLOAT_DEFAULT if isinstance(other, float)
+                                         else np.int64))
+        return Tensor(other)
+
+    def __add__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.AddScalar.apply(self, c=other)
+        return elementwise.Add.apply(self, self._operand(other))
+
+    def __radd__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.AddScalar.apply(self, c=other)
+        return elementwise.Add.apply(self._operand(other), self)
+
+    def __sub__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.AddScalar.apply(self, c=-other)
+        return elementwise.Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other):
+        return elementwise.Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.MulScalar.apply(self, c=other)
+        return elementwise.Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.MulScalar.apply(self, c=other)
+        return elementwise.Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.DivScalar.apply(self, c=other)
+        return elementwise.Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return elementwise.Div.apply(self._operand(other), self)
+
+    def __pow__(self, exponent):
+        if type(exponent) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.PowScalar.apply(self, c=exponent)
+        return elementwise.Pow.apply(self, self._operand(exponent))
+
+    def __rpow__(self, base):
+        return elementwise.Pow.apply(self._operand(base), self)
+
+    def __neg__(self):
+        return elementwise.Neg.apply(self)
+
+    def __matmul__(self, other):
+        return linalg.matmul(self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        return linalg.matmul(self._operand(other), self)
+
+    add, sub, mul, div, pow = __add__, __sub__, __mul__, __truediv__, __pow__
+    matmul = __matmul__
+
+    def maximum(self, other):
+        return elementwise.Maximum.apply(self, self._operand(other))
+
+    def minimum(self, other):
+        return elementwise.Minimum.apply(self, self._operand(other))
+
+    def exp(self):
+        return elementwise.Exp.apply(self)
+
+    def log(self):
+        return elementwise.Log.apply(self)
+
+    def sqrt(self):
+        return elementwise.Sqrt.apply(self)
+
+    def sin(self):
+        return elementwise.Sin.apply(self)
+
+    def cos(self):
+        return elementwise.Cos.apply(self)
+
+    def tanh(self):
+        return elementwise.Tanh.apply(self)
+
+    def sigmoid(self):
+        return elementwise.Sigmoid.apply(self)
+
+    def relu(self):
+        return elementwise.Relu.apply(self)
+
+    def leaky_relu(self, negative_slope: float = 0.01):
+        return elementwise.LeakyRelu.apply(self, slope=negative_slope)
+
+    def gelu(self, approximate: str = "none"):
+        if approximate == "tanh":
+            return elementwise.gelu_tanh(self)
+        if approximate == "none":
+            return elementwise.gelu(self)
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def abs(self):
+        return elementwise.Abs.apply(self)
+
+    def clip(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clip: give at least one of min and max")
+        return elementwise.Clip.apply(self, low=min, high=max)
+
+    clamp = clip
+
+    def masked_fill(self, mask, value):
+        """Replace the elements where ``mask`` is True by ``value`` (mask broadcasts)."""
+        mask = self._operand(mask)
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
+        return elementwise.where(mask, self._operand(value), self)
+
+    # -- comparisons (no gradient; the result is a bool tensor) --------------------------------
+
+    def _compare(self, other, ufunc, symbol):
+        other = self._operand(other)
+        try:
+            return Tensor._make(ufunc(self.data, other.data))
+        except ValueError:
+            raise ValueError(f"{symbol}: shapes {self.shape} and {other.shape} cannot be "
+                             f"broadcast together") from None
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal, "==")
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal, "!=")
+
+    def __lt__(self, other):
+        return self._compare(other, np.less, "<")
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal, "<=")
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater, ">")
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal, ">=")
+
+    def __invert__(self):
+        if self.dtype != np.bool_:
+            raise TypeError(f"~ needs a bool tensor, got dtype {self.dtype}")
+        return Tensor._make(~self.data)
+
+    def __and__(self, other):
+        return self._compare(other, np.logical_and, "&")
+
+    def __or__(self, other):
+        return self._compare(other, np.logical_or, "|")
+
+    def any(self):
+        return Tensor._make(np.asarray(self.data.any()))
+
+    def all(self):
+        return Tensor._make(np.asarray(self.data.all()))
+
+    # -- reductions (ops/reduce.py) ------------------------------------------------------------
+
+    def sum(self, axis=None, keepdims: bool = False):
+        return reduce.Sum.apply(self, axis=reduce.normalize_axis(axis, self.ndim, "sum"),
+                                keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return reduce.mean(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims: bool = False, correction: int = 1):
+        """Variance with Bessel's correction by default (as torch.var; NumPy's default is 0)."""
+        return reduce.var(self, axis, keepdims, correction)
+
+    def std(self, axis=None, keepdims: bool = False, correction: int = 1):
+        return self.var(axis, keepdims, correction).sqrt()
+
+    def max(self, axis=None, keepdims: bool = False):
+        return reduce.Max.apply(self, axis=reduce.normalize_axis(axis, self.ndim, "max"),
+                                keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False):
+        return -((-self).max(axis, keepdims))
+
+    def logsumexp(self, axis=None, keepdims: bool = False):
+        return reduce.LogSumExp.apply(self, axis=reduce.normalize_axis(axis, self.ndim,
+                                                                       "logsumexp"),
+                                      keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims: bool = False):
+        return reduce.arg_reduce(self, np.argmax, axis, keepdims, "argmax")
+
+    def argmin(self, axis=None, keepdims: bool = False):
+        return reduce.arg_reduce(self, np.argmin, axis, keepdims, "argmin")
+
+    def softmax(self, axis: int = -1):
+        from .nn import functional
+        return functional.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1):
+        from .nn import functional
+        return functional.log_softmax(self, axis)
+
+    # -- shape and indexing (ops/movement.py) --------------------------------------------------
+
+    def reshape(self, *shape):
+        return movement.reshape(self, shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        return movement.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, axis=None):
+        return movement.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int):
+        return movement.unsqueeze(self, axis)
+
+    def permute(self, *dims):
+        return movement.permute(self, dims)
+
+    def transpose(self, dim0=None, dim1=None):
+        """Swap two axes (PyTorch); with no arguments reverse all axes (NumPy)."""
+        return movement.transpose(self, dim0, dim1)
+
+    @property
+    def T(self):
+        return movement.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    def expand(self, *shape):
+        return movement.expand(self, shape)
+
+    def broadcast_to(self, shape):
+        return movement.expand(self, tuple(shape))
+
+    def __getitem__(self, index):
+        return movement.getitem(self, index)
+
+    def split(self, split_size_or_sections, axis: int = 0):
+        return movement.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0):
+        return movement.chunk(self, chunks, axis)
+
+
+def _scaled(other, alpha):
+    return (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
+
+
+class _HookHandle:
+    def __init__(self, hooks: dict, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+
+autograd._Tensor = Tensor
+
+# The op modules import Tensor, so they are imported after it is defined.
+from .ops import elementwise, linalg, movement, reduce  # noqa: E402
