@@ -127,18 +127,26 @@ class Function:
     uses_inputs = True
     uses_output = False
     is_view = False  # the output shares memory (and so its version counter) with input 0
+    freed = False    # set by _release() once backward has run without retain_graph
 
     def __init__(self, **options):
         self.__dict__.update(options)
 
     @classmethod
     def apply(cls, *inputs, **options):
-        """Run forward on the inputs' arrays and, if any input requires grad, record the node."""
-        node = cls.__new__(cls)
+        """Run forward on the inputs' arrays and, if any input requires grad, record the node.
+
+        This runs for every operation, so it is written for speed: no per-call imports, and
+        the bookkeeping is skipped entirely when nothing needs a gradient.
+        """
+        node = object.__new__(cls)
         if options:
-            node.__dict__.update(options)
+            node.__dict__ = options  # the options (axis, shape, ...) become attributes
         try:
-            out_data = node.forward(*[t.data for t in inputs])
+            if len(inputs) == 1:
+                out_data = node.forward(inputs[0].data)
+            else:
+                out_data = node.forward(*[t.data for t in inputs])
         except ValueError as e:
             if len(inputs) > 1 and "broadcast" in str(e):  # NumPy's shape mismatch, renamed
                 shapes = " and ".join(str(t.shape) for t in inputs)
@@ -150,19 +158,20 @@ class Function:
         out = _Tensor._make(out_data)
         if cls.is_view:
             out._version = inputs[0]._version
-        if _grad_enabled and out_data.dtype.kind == "f":  # only float results carry gradients
-            for t in inputs:
-                if t.requires_grad:
-                    break
-            else:
-                return out
-            out._requires_grad = True
-            out._ctx = node
-            node.inputs = inputs
-            if cls.uses_inputs:  # remember versions, to catch in-place changes before backward
-                node.saved_versions = [t._version[0] for t in inputs]
-            if _anomaly_enabled:
-                node.forward_stack = "".join(traceback.format_stack()[:-2][-6:])
+        if not _grad_enabled or out_data.dtype.kind != "f":  # only float results carry grads
+            return out
+        for t in inputs:
+            if t._requires_grad:
+                break
+        else:
+            return out
+        out._requires_grad = True
+        out._ctx = node
+        node.inputs = inputs
+        if cls.uses_inputs:  # remember versions, to catch in-place changes before backward
+            node.saved_versions = [t._version[0] for t in inputs]
+        if _anomaly_enabled:
+            node.forward_stack = "".join(traceback.format_stack()[:-2][-6:])
         return out
 
     def forward(self, *arrays):  # pragma: no cover - every subclass overrides it
@@ -234,7 +243,7 @@ def topological_order(*roots) -> list:
         visited.add(id(tensor))
         stack.append((tensor, True))
         node = tensor._ctx
-        if node is not None and not getattr(node, "freed", False):
+        if node is not None and not node.freed:
             for parent in node.inputs:
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
@@ -249,8 +258,6 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     ``retain_grad``); otherwise the gradients of ``inputs`` are returned and ``.grad`` is left
     alone. Hooks registered with ``register_hook`` run on each tensor's gradient as it completes.
     """
-    from .tensor import Tensor
-
     order = topological_order(*roots)
     grads = {}
     for r, g in zip(roots, root_grads):
@@ -264,19 +271,16 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             if grad is None:
                 continue
             if tensor._hooks:
-                for hook in list(tensor._hooks.values()):
-                    replaced = hook(grad)
-                    if replaced is not None:
-                        grad = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
+                grad = _run_hooks(tensor, grad)
+            node = tensor._ctx
             if wanted is not None:
                 if id(tensor) in wanted:
                     results[wanted[id(tensor)]] = grad
-            elif tensor._ctx is None or tensor._retains_grad:
+            elif node is None or tensor._retains_grad:
                 _accumulate(tensor, grad, create_graph)
-            node = tensor._ctx
             if node is None:
                 continue
-            if getattr(node, "freed", False):
+            if node.freed:
                 raise RuntimeError(
                     f"Trying to backward through the graph a second time (through "
                     f"{type(node).__name__}): its saved values were freed after the first "
@@ -284,17 +288,17 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     f"backward twice.")
             node._check_versions(tensor)
             input_grads = node.backward(grad, tensor)
-            if not isinstance(input_grads, tuple):
+            if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, g in zip(node.inputs, input_grads):
-                if g is None or not parent.requires_grad:
+                if g is None or not parent._requires_grad:
                     continue
-                if g.shape != parent.shape:
+                if g.data.shape != parent.data.shape:
                     raise RuntimeError(
                         f"internal error: {type(node).__name__}.backward returned a gradient of "
                         f"shape {g.shape} for an input of shape {parent.shape}")
-                if g.dtype != parent.dtype:
-                    g = g.to(parent.dtype)
+                if g.data.dtype != parent.data.dtype:  # e.g. float32 weight used in float64 math
+                    g = g.to(parent.data.dtype)
                 if _anomaly_enabled:
                     _check_finite(g.data, f"the backward of {type(node).__name__} (its forward "
                                           f"ran at:\n{getattr(node, 'forward_stack', '?')})")
@@ -305,18 +309,25 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     return results
 
 
+def _run_hooks(tensor, grad):
+    """Hooks see a tensor's finished gradient; one that returns a value replaces it."""
+    for hook in list(tensor._hooks.values()):
+        replaced = hook(grad)
+        if replaced is not None:
+            grad = replaced if isinstance(replaced, _Tensor) else _Tensor(replaced)
+    return grad
+
+
 def _accumulate(tensor, grad, create_graph):
     """Add ``grad`` into ``tensor.grad`` (a fresh array, never shared with another tensor)."""
-    from .tensor import Tensor
-
     if not create_graph:
-        grad = Tensor._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
+        grad = _Tensor._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
     if tensor.grad is None:
         tensor.grad = grad
     elif create_graph:
         tensor.grad = tensor.grad + grad
     else:
-        tensor.grad = Tensor._make(tensor.grad.data + grad.data)
+        tensor.grad = _Tensor._make(tensor.grad.data + grad.data)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -327,14 +338,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     themselves part of a graph, so they can be differentiated again (Hessian-vector products,
     gradient penalties).
     """
-    from .tensor import Tensor
-
-    single_input = isinstance(inputs, Tensor)
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_input = isinstance(inputs, _Tensor)
+    outputs = [outputs] if isinstance(outputs, _Tensor) else list(outputs)
     inputs = [inputs] if single_input else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
+    elif isinstance(grad_outputs, _Tensor):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
@@ -354,8 +363,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _seed_gradient(output, gradient):
     """The starting gradient dL/d(output): 1 for a scalar, else it must be given."""
-    from .tensor import Tensor
-
     if not output.requires_grad:
         raise RuntimeError(f"element of outputs (shape {output.shape}) does not require grad and "
                            f"has no graph: nothing to differentiate")
@@ -365,9 +372,9 @@ def _seed_gradient(output, gradient):
                 f"backward() needs a scalar output to start from, but this tensor has shape "
                 f"{output.shape}. Reduce it first (e.g. loss.sum() or loss.mean()) or pass "
                 f"gradient=<tensor of the same shape>.")
-        return Tensor._make(np.ones(output.shape, dtype=output.dtype))
-    if not isinstance(gradient, Tensor):
-        gradient = Tensor(np.asarray(gradient, dtype=output.dtype))
+        return _Tensor._make(np.ones(output.shape, dtype=output.dtype))
+    if not isinstance(gradient, _Tensor):
+        gradient = _Tensor(np.asarray(gradient, dtype=output.dtype))
     if gradient.shape != output.shape:
         raise ValueError(f"gradient has shape {gradient.shape} but the output has shape "
                          f"{output.shape}")
