@@ -27,6 +27,7 @@ import numpy as np
 
 _grad_enabled = True
 _anomaly_enabled = False
+_anomaly_where = ""  # during a backward in anomaly mode: which node's backward is running
 
 
 def is_grad_enabled() -> bool:
@@ -99,8 +100,8 @@ class detect_anomaly:
 def _check_finite(array: np.ndarray, what: str) -> None:
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         bad = "NaN" if np.isnan(array).any() else "Inf"
-        raise RuntimeError(f"detect_anomaly: {what} produced {bad} (shape {array.shape}, "
-                           f"dtype {array.dtype})")
+        raise RuntimeError(f"detect_anomaly: {bad} (in an array of shape {array.shape}, dtype "
+                           f"{array.dtype}) produced by {what}")
 
 
 _Tensor = None  # set by tensor.py once the Tensor class exists (the two modules need each other)
@@ -154,7 +155,7 @@ class Function:
                                  f"together") from None
             raise
         if _anomaly_enabled:
-            _check_finite(out_data, f"the forward of {cls.__name__}")
+            _check_finite(out_data, f"the forward of {cls.__name__}" + _anomaly_where)
         out = _Tensor._make(out_data)
         if cls.is_view:
             out._version = inputs[0]._version
@@ -287,7 +288,10 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     f"backward. Pass retain_graph=True to the first backward() if you need to "
                     f"backward twice.")
             node._check_versions(tensor)
-            input_grads = node.backward(grad, tensor)
+            if _anomaly_enabled:
+                input_grads = _backward_with_anomaly_context(node, grad, tensor)
+            else:
+                input_grads = node.backward(grad, tensor)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, g in zip(node.inputs, input_grads):
@@ -307,6 +311,17 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             if not retain_graph:
                 node._release()
     return results
+
+
+def _backward_with_anomaly_context(node, grad, out):
+    """Run node.backward so that a NaN/Inf inside it is reported as coming from this node."""
+    global _anomaly_where
+    _anomaly_where = (f", inside the backward of {type(node).__name__} (whose forward ran at:\n"
+                      f"{getattr(node, 'forward_stack', '?')})")
+    try:
+        return node.backward(grad, out)
+    finally:
+        _anomaly_where = ""
 
 
 def _run_hooks(tensor, grad):

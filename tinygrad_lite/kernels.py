@@ -7,15 +7,38 @@ NumPy arrays and are the *only* place that calls into C.
 Two backends implement them:
 
 * ``"c"`` (the default) -- the hand-written kernels in ``csrc/``, compiled when the package is
-  installed (cffi, API mode).
+  installed (cffi, API mode) into the extension module ``tinygrad_lite._C``.
 * ``"numpy"`` -- plain NumPy reference implementations. They are what the tests compare the C
   kernels against, and they are used only when chosen explicitly: ``TGL_BACKEND=numpy`` in the
   environment, ``set_backend("numpy")`` or ``with use_backend("numpy"): ...``.
+
+If the C module is missing and the "c" backend is in use, importing this module raises an
+ImportError that says how to build it -- there is no silent fallback to NumPy.
+
+Why so much checking? C has no bounds checks: a wrong stride, a short buffer or an out-of-range
+class index would read or write memory it does not own and crash the process (or, worse, give
+wrong numbers). So every C call below is preceded by Python checks of dtype, shape, strides,
+alignment, aliasing and empty sizes, and an input the kernel cannot take as it is (e.g. negative
+strides) is copied to a contiguous array first. Bad input gets a Python exception that names the
+shapes, dtypes or values involved.
+
+Settings:
+
+* ``TGL_NUM_THREADS`` / ``set_num_threads(n)``: threads the C kernels may use (default: the CPUs
+  available to this process).
+* ``TGL_GEMM_PORTABLE=1`` / ``force_portable_gemm(True)``: use the portable C GEMM micro-kernel
+  instead of the AVX-512/AVX2 one (for testing that path on a machine that has the wide one).
+
+One performance rule for the "c" path: it never calls NumPy's BLAS (``np.dot``, ``np.matmul``,
+``np.einsum``...). OpenBLAS worker threads keep spinning for ~0.1 s after a call and would steal
+the cores our OpenMP kernels are about to use. Elementwise NumPy is fine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import os
 
 import numpy as np
@@ -25,6 +48,47 @@ _backend = os.environ.get("TGL_BACKEND", "c").strip().lower() or "c"
 if _backend not in _BACKENDS:
     raise ValueError(f"TGL_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
 
+# --------------------------------------------------------------------------------------------
+# Loading the C module
+# --------------------------------------------------------------------------------------------
+
+_BUILD_HINT = (
+    "the C kernels of tinygrad_lite are not built (the extension module tinygrad_lite._C is "
+    "missing or does not load). Build them from the repository root with `pip install -e .` "
+    "(this needs a C compiler such as gcc), or choose the NumPy reference implementation "
+    "explicitly with the environment variable TGL_BACKEND=numpy."
+)
+
+_ffi = None  # cffi's FFI object for the C module (None when it is not built)
+_lib = None  # the compiled functions
+_load_error: BaseException | None = None
+
+try:
+    from . import _C  # type: ignore[attr-defined]
+
+    _ffi, _lib = _C.ffi, _C.lib
+except ImportError as exc:  # not built (or built for another Python)
+    _load_error = exc
+
+if _backend == "c" and _lib is None:
+    raise ImportError(f"tinygrad_lite: {_BUILD_HINT} (cause: {_load_error})") from _load_error
+
+
+def c_available() -> bool:
+    """True when the compiled C kernels could be loaded."""
+    return _lib is not None
+
+
+def _require_c(what: str):
+    if _lib is None:
+        raise ImportError(f"tinygrad_lite: {what} needs the C kernels, but {_BUILD_HINT} "
+                          f"(cause: {_load_error})") from _load_error
+    return _lib
+
+
+# --------------------------------------------------------------------------------------------
+# Backend selection
+# --------------------------------------------------------------------------------------------
 
 def get_backend() -> str:
     """Name of the backend in use: ``"c"`` or ``"numpy"``."""
@@ -36,6 +100,8 @@ def set_backend(name: str) -> None:
     global _backend
     if name not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
+    if name == "c":
+        _require_c('set_backend("c")')
     _backend = name
 
 
@@ -48,6 +114,89 @@ def use_backend(name: str):
         yield
     finally:
         set_backend(previous)
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and the GEMM code path
+# --------------------------------------------------------------------------------------------
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # respects taskset / container CPU limits
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads_from_env() -> int:
+    text = os.environ.get("TGL_NUM_THREADS", "").strip()
+    if not text:
+        return _available_cpus()
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {text!r}") from None
+    if n < 1:
+        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {n}")
+    return n
+
+
+_num_threads = _threads_from_env()
+
+
+def get_num_threads() -> int:
+    """Threads the C kernels may use."""
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the C kernels may use (a positive integer)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads needs a positive integer, got {n!r}")
+    _num_threads = int(n)
+
+
+_portable_forced = False
+
+
+def _set_portable(on: bool) -> None:
+    global _portable_forced
+    _require_c("force_portable_gemm").tgl_gemm_set_portable(1 if on else 0)
+    _portable_forced = bool(on)
+
+
+class force_portable_gemm:
+    """Force (``on=True``) or release (``on=False``) the portable C GEMM micro-kernel.
+
+    Use it as a call (the setting stays) or as a context manager (the previous setting comes
+    back at the end of the block)::
+
+        with force_portable_gemm():
+            ...  # every GEMM here runs the portable code path
+    """
+
+    def __init__(self, on: bool = True):
+        self._previous = _portable_forced
+        _set_portable(on)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        _set_portable(self._previous)
+        return False
+
+
+_GEMM_PATHS = {0: "portable", 1: "avx2", 2: "avx512"}
+
+
+def gemm_path() -> str:
+    """The GEMM micro-kernel in use: ``"avx512"``, ``"avx2"`` or ``"portable"``."""
+    return _GEMM_PATHS.get(_require_c("gemm_path").tgl_gemm_path(), "portable")
+
+
+if _lib is not None and os.environ.get("TGL_GEMM_PORTABLE", "").strip() == "1":
+    _set_portable(True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,30 +253,395 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
 
 
 # --------------------------------------------------------------------------------------------
-# Public kernel API (dispatches on the backend)
+# Input checks shared by both backends
+# --------------------------------------------------------------------------------------------
+
+def _float_array(x, op: str, name: str) -> np.ndarray:
+    """x as an ndarray of float32 or float64 in native byte order, or a TypeError."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{op}: {name} must have dtype float32 or float64, got {x.dtype} "
+                        f"(shape {x.shape})")
+    if not x.dtype.isnative:  # e.g. big-endian data read from a file: C reads native order
+        x = x.astype(x.dtype.newbyteorder("="))
+    return x
+
+
+def _same_dtype(op: str, **arrays: np.ndarray) -> None:
+    (name0, a0), *rest = arrays.items()
+    for name, a in rest:
+        if a.dtype != a0.dtype:
+            raise TypeError(f"{op}: operands must have the same dtype, got {name0}: {a0.dtype} "
+                            f"{a0.shape} and {name}: {a.dtype} {a.shape} (convert one with "
+                            f".astype first)")
+
+
+def _matmul_shapes(a: np.ndarray, b: np.ndarray) -> tuple:
+    """Validate np.matmul's shape rules; returns (batch_shape, m, k, n)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one dimension, got shapes "
+                         f"{a.shape} and {b.shape}")
+    m, k = (1, a.shape[0]) if a.ndim == 1 else a.shape[-2:]
+    k2, n = (b.shape[0], 1) if b.ndim == 1 else b.shape[-2:]
+    if k != k2:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: the inner "
+                         f"dimensions differ ({k} != {k2})")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dimensions of {a.shape} and {b.shape} "
+                         f"({a.shape[:-2]} and {b.shape[:-2]}) do not broadcast") from None
+    return batch, m, k, n
+
+
+# --------------------------------------------------------------------------------------------
+# Pointers and strides for the C calls
+# --------------------------------------------------------------------------------------------
+
+_CTYPE = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *"}
+
+
+def _ptr(x: np.ndarray, offset_bytes: int = 0):
+    """C pointer to x's first element (plus a byte offset). Only for arrays checked above:
+    the address of a strided view is valid for exactly the elements its strides reach."""
+    return _ffi.cast(_CTYPE[x.dtype], x.ctypes.data + offset_bytes)
+
+
+def _matrix_layout(rows: int, cols: int, s0: int, s1: int, itemsize: int):
+    """How the GEMM can read a rows x cols matrix with byte strides (s0, s1).
+
+    Returns (trans, ld): trans=False, the matrix is row-major with row stride ld (elements);
+    trans=True, it is the transpose of a row-major cols x rows matrix with row stride ld -- e.g.
+    ``x.T`` of a C-contiguous x, which is how the backward's Aᵀ·G needs no copy. None when
+    neither fits (negative, zero or non-unit strides, overlapping rows): the caller copies.
+    The stride of a dimension of length 1 is never used, so it does not matter.
+    """
+    if (cols == 1 or s1 == itemsize) and (rows == 1 or (s0 % itemsize == 0 and
+                                                        s0 >= cols * itemsize)):
+        return False, (s0 // itemsize if rows > 1 else cols)
+    if (rows == 1 or s0 == itemsize) and (cols == 1 or (s1 % itemsize == 0 and
+                                                        s1 >= rows * itemsize)):
+        return True, (s1 // itemsize if cols > 1 else rows)
+    return None
+
+
+def _gemm_ready(x: np.ndarray) -> np.ndarray:
+    """x itself when the GEMM can read its last two axes through strides, else a C-contiguous
+    copy. Batch axes must have non-negative strides (the batched kernel steps forward)."""
+    if (x.flags.aligned and all(s >= 0 for s in x.strides[:-2])
+            and _matrix_layout(x.shape[-2], x.shape[-1], x.strides[-2], x.strides[-1],
+                               x.itemsize) is not None):
+        return x
+    return np.ascontiguousarray(x)
+
+
+def _collapse_batch(shape: tuple, *strides: tuple) -> list:
+    """Merge batch dimensions that can be walked with one stride per operand.
+
+    Returns [(size, (stride_op0, stride_op1, ...)), ...] from outer to inner. Dimensions of
+    size 1 are dropped; two neighbours merge when, for every operand, the outer stride equals
+    inner stride * inner size (broadcast dimensions have stride 0 and merge with each other).
+    """
+    dims = [(size, tuple(s[i] for s in strides)) for i, size in enumerate(shape) if size != 1]
+    merged: list = []
+    for size, st in dims:
+        if merged:
+            psize, pst = merged[-1]
+            if all(p == s * size for p, s in zip(pst, st)):
+                merged[-1] = (psize * size, st)
+                continue
+        merged.append((size, st))
+    return merged
+
+
+def _gemm_call(naive: bool, dtype, trans_a, trans_b, m, n, k, alpha, a, a_off, lda,
+               b, b_off, ldb, beta, c, c_off, ldc):
+    """One 2-D GEMM call into C on checked operands (byte offsets into a, b, c)."""
+    lib = _lib
+    if naive:
+        fn = lib.tgl_sgemm_naive if dtype == np.float32 else lib.tgl_dgemm_naive
+        fn(trans_a, trans_b, m, n, k, alpha, _ptr(a, a_off), lda, _ptr(b, b_off), ldb, beta,
+           _ptr(c, c_off), ldc)
+    else:
+        fn = lib.tgl_sgemm if dtype == np.float32 else lib.tgl_dgemm
+        fn(trans_a, trans_b, m, n, k, alpha, _ptr(a, a_off), lda, _ptr(b, b_off), ldb, beta,
+           _ptr(c, c_off), ldc, _num_threads)
+
+
+def _c_matmul(a: np.ndarray, b: np.ndarray, batch: tuple, m: int, k: int, n: int) -> np.ndarray:
+    a2 = a[None, :] if a.ndim == 1 else a  # 1-D operands: a row vector / a column vector
+    b2 = b[:, None] if b.ndim == 1 else b
+    out = np.empty(batch + (m, n), dtype=a.dtype)
+    if out.size == 0:
+        pass
+    elif k == 0:
+        out.fill(0)  # an empty sum
+    else:
+        a2, b2 = _gemm_ready(a2), _gemm_ready(b2)
+        trans_a, lda = _matrix_layout(m, k, a2.strides[-2], a2.strides[-1], a2.itemsize)
+        trans_b, ldb = _matrix_layout(k, n, b2.strides[-2], b2.strides[-1], b2.itemsize)
+        # Broadcast the batch dimensions: a broadcast dimension gets stride 0, so one matrix
+        # is reused for every batch entry without being copied.
+        av = np.broadcast_to(a2, batch + (m, k))
+        bv = np.broadcast_to(b2, batch + (k, n))
+        groups = _collapse_batch(batch, av.strides[:-2], bv.strides[:-2], out.strides[:-2])
+        e = out.itemsize
+        if not groups:
+            _gemm_call(False, out.dtype, trans_a, trans_b, m, n, k, 1.0, av, 0, lda,
+                       bv, 0, ldb, 0.0, out, 0, n)
+        else:
+            # The innermost group goes to the strided-batched kernel in one call; any outer
+            # groups (batch dims that cannot share one stride) are looped over here.
+            inner_count, (sa, sb, sc) = groups[-1]
+            batched = (_lib.tgl_sgemm_batched if out.dtype == np.float32
+                       else _lib.tgl_dgemm_batched)
+            outer = groups[:-1]
+            for idx in itertools.product(*(range(size) for size, _ in outer)):
+                oa = sum(i * st[0] for i, (_, st) in zip(idx, outer))
+                ob = sum(i * st[1] for i, (_, st) in zip(idx, outer))
+                oc = sum(i * st[2] for i, (_, st) in zip(idx, outer))
+                batched(trans_a, trans_b, inner_count, m, n, k, 1.0,
+                        _ptr(av, oa), lda, sa // e, _ptr(bv, ob), ldb, sb // e, 0.0,
+                        _ptr(out, oc), n, sc // e, _num_threads)
+    if a.ndim == 1:
+        out = out.reshape(out.shape[:-2] + (n,))
+    if b.ndim == 1:
+        out = out.reshape(out.shape[:-1])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Public kernel API: matrix multiply
 # --------------------------------------------------------------------------------------------
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.matmul semantics (1-D promotion, batch broadcasting)."""
-    return reference_matmul(a, b)
+    """``np.matmul`` for two float32 or two float64 arrays (1-D promotion, batch broadcasting).
+
+    Mixed or non-float dtypes raise TypeError: the engine decides what to do with integers.
+    A 1-D @ 1-D product returns a 0-d array.
+    """
+    a = _float_array(a, "matmul", "a")
+    b = _float_array(b, "matmul", "b")
+    _same_dtype("matmul", a=a, b=b)
+    batch, m, k, n = _matmul_shapes(a, b)
+    if _backend == "numpy":
+        return np.asarray(reference_matmul(a, b))
+    return _c_matmul(a, b, batch, m, k, n)
+
+
+def _gemm_2d(naive: bool, a, b, c, alpha, beta, trans_a, trans_b):
+    op = "naive_gemm" if naive else "gemm"
+    _require_c(op)
+    a = _float_array(a, op, "a")
+    b = _float_array(b, op, "b")
+    _same_dtype(op, a=a, b=b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"{op}: a and b must be 2-D, got shapes {a.shape} and {b.shape}")
+    opa = a.T if trans_a else a  # the matrices as they enter the product
+    opb = b.T if trans_b else b
+    (m, k), (k2, n) = opa.shape, opb.shape
+    if k != k2:
+        raise ValueError(f"{op}: op(a) is {m}x{k} and op(b) is {k2}x{n}: inner dimensions "
+                         f"differ (a {a.shape}, trans_a={bool(trans_a)}; b {b.shape}, "
+                         f"trans_b={bool(trans_b)})")
+    alpha, beta = float(alpha), float(beta)
+    if c is None:
+        c, beta = np.empty((m, n), dtype=a.dtype), 0.0
+    else:
+        if not isinstance(c, np.ndarray):
+            raise TypeError(f"{op}: c must be a numpy.ndarray, got {type(c).__name__}")
+        if c.dtype != a.dtype:
+            raise TypeError(f"{op}: c must have dtype {a.dtype} like a and b, got {c.dtype}")
+        if c.shape != (m, n):
+            raise ValueError(f"{op}: c must have shape {(m, n)}, got {c.shape}")
+        if not c.flags.writeable:
+            raise ValueError(f"{op}: c is read-only")
+        e = c.itemsize
+        if c.size and not (c.flags.aligned and (n == 1 or c.strides[1] == e)
+                and (m == 1 or (c.strides[0] % e == 0 and c.strides[0] >= n * e))):
+            raise ValueError(f"{op}: c must be row-major with unit column stride and aligned "
+                             f"(shape {c.shape}, strides {c.strides}); pass a C-contiguous "
+                             f"array")
+        if np.may_share_memory(c, a) or np.may_share_memory(c, b):
+            raise ValueError(f"{op}: the output c overlaps an input (a or b); the kernel would "
+                             f"read values it has already overwritten. Pass a separate array.")
+    if m == 0 or n == 0:
+        return c
+    if k == 0:  # C = alpha * (empty sum) + beta * C
+        if beta == 0.0:
+            c.fill(0)
+        else:
+            c *= beta
+        return c
+    opa, opb = _gemm_ready(opa), _gemm_ready(opb)
+    ta, lda = _matrix_layout(m, k, opa.strides[0], opa.strides[1], opa.itemsize)
+    tb, ldb = _matrix_layout(k, n, opb.strides[0], opb.strides[1], opb.itemsize)
+    ldc = c.strides[0] // c.itemsize if m > 1 else n
+    _gemm_call(naive, a.dtype, ta, tb, m, n, k, alpha, opa, 0, lda, opb, 0, ldb, beta, c, 0,
+               ldc)
+    return c
+
+
+def gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False) -> np.ndarray:
+    """BLAS-style ``c = alpha * op(a) @ op(b) + beta * c`` on 2-D arrays with the C kernel.
+
+    op(x) is x, or x.T when the trans flag is set. ``c=None`` allocates the output (beta is then
+    irrelevant). A given ``c`` is written in place and returned; it must be C-contiguous-like
+    (row-major, unit column stride) and must not overlap a or b. Always the C backend.
+    """
+    return _gemm_2d(False, a, b, c, alpha, beta, trans_a, trans_b)
+
+
+def naive_gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False) -> np.ndarray:
+    """Like :func:`gemm`, with the plain triple-loop C reference (one thread): the baseline the
+    fast GEMM is tested and benchmarked against."""
+    return _gemm_2d(True, a, b, c, alpha, beta, trans_a, trans_b)
+
+
+# --------------------------------------------------------------------------------------------
+# Public kernel API: softmax family
+# --------------------------------------------------------------------------------------------
+
+def _rows_layout(x: np.ndarray):
+    """View x (..., cols) as rows x cols with one row stride, for the row kernels.
+
+    Returns (array, rows, cols, ld): array is x itself when its rows are unit-stride and evenly
+    spaced (e.g. a slice x[:, :k] or a C-contiguous array), else a C-contiguous copy.
+    """
+    cols = x.shape[-1]
+    rows = x.size // cols if cols else 0
+    e = x.itemsize
+    if x.flags.aligned and (cols == 1 or x.strides[-1] == e):
+        groups = _collapse_batch(x.shape[:-1], x.strides[:-1])
+        if not groups:
+            return x, rows, cols, cols
+        if len(groups) == 1:
+            s = groups[0][1][0]
+            if s % e == 0 and s >= cols * e:
+                return x, rows, cols, s // e
+    x = np.ascontiguousarray(x)
+    return x, rows, cols, cols
+
+
+def _softmax_input(x, op: str) -> np.ndarray:
+    x = _float_array(x, op, "x")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: needs at least one dimension (it works over the last axis), "
+                         f"got a 0-d array")
+    return x
+
+
+def _row_forward(x, op: str, c_name: str, reference):
+    x = _softmax_input(x, op)
+    if x.size == 0:
+        return np.empty(x.shape, dtype=x.dtype)
+    if _backend == "numpy":
+        return reference(x)
+    xv, rows, cols, ldx = _rows_layout(x)
+    y = np.empty(x.shape, dtype=x.dtype)
+    suffix = "_f32" if x.dtype == np.float32 else "_f64"
+    getattr(_lib, c_name + suffix)(_ptr(xv), ldx, _ptr(y), rows, cols, _num_threads)
+    return y
+
+
+def _row_backward(y, dy, op: str, c_name: str, reference):
+    y = _softmax_input(y, op)
+    dy = _float_array(dy, op, "dy")
+    _same_dtype(op, y=y, dy=dy)
+    if y.shape != dy.shape:
+        raise ValueError(f"{op}: y and dy must have the same shape, got {y.shape} and "
+                         f"{dy.shape}")
+    if y.size == 0:
+        return np.empty(y.shape, dtype=y.dtype)
+    if _backend == "numpy":
+        return reference(y, dy)
+    yv, rows, cols, ldy = _rows_layout(y)
+    dv, _, _, ldd = _rows_layout(dy)
+    dx = np.empty(y.shape, dtype=y.dtype)
+    suffix = "_f32" if y.dtype == np.float32 else "_f64"
+    getattr(_lib, c_name + suffix)(_ptr(yv), ldy, _ptr(dv), ldd, _ptr(dx), rows, cols,
+                                   _num_threads)
+    return dx
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    return reference_softmax(x)
+    """softmax over the last axis (any leading shape, float32/float64)."""
+    return _row_forward(x, "softmax", "tgl_softmax", reference_softmax)
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    return reference_log_softmax(x)
+    """log_softmax over the last axis (any leading shape, float32/float64)."""
+    return _row_forward(x, "log_softmax", "tgl_log_softmax", reference_log_softmax)
 
 
 def softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    return reference_softmax_backward(y, dy)
+    """Given y = softmax(x) and dy = dL/dy: dx = y * (dy - sum(dy * y)) over the last axis."""
+    return _row_backward(y, dy, "softmax_backward", "tgl_softmax_backward",
+                         reference_softmax_backward)
 
 
 def log_softmax_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    return reference_log_softmax_backward(y, dy)
+    """Given y = log_softmax(x) and dy: dx = dy - exp(y) * sum(dy) over the last axis."""
+    return _row_backward(y, dy, "log_softmax_backward", "tgl_log_softmax_backward",
+                         reference_log_softmax_backward)
 
+
+# --------------------------------------------------------------------------------------------
+# Public kernel API: fused softmax-cross-entropy
+# --------------------------------------------------------------------------------------------
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -100,
                   compute_grad: bool = True):
-    return reference_cross_entropy(logits, targets, ignore_index, compute_grad)
+    """Mean cross-entropy of (N, V) logits against (N,) integer class indices.
+
+    Rows whose target equals ``ignore_index`` are skipped. Returns ``(loss, dlogits)``: loss is a
+    Python float, the mean over the counted rows (NaN when no row counts); dlogits (N, V) is
+    ``(softmax(logits) - onehot(targets)) / count`` with zero rows for ignored targets, or None
+    when ``compute_grad`` is False. Every other target must lie in [0, V): an index outside it
+    raises ValueError naming the value and V.
+    """
+    op = "cross_entropy"
+    logits = _float_array(logits, op, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: logits must be 2-D (N, V), got shape {logits.shape}")
+    if not isinstance(targets, np.ndarray):
+        targets = np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be an integer array of class indices, got dtype "
+                        f"{targets.dtype}")
+    if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
+        raise ValueError(f"{op}: targets must have shape ({logits.shape[0]},) to match logits "
+                         f"{logits.shape}, got {targets.shape}")
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index,
+                                                                    (int, np.integer)):
+        raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
+    ignore_index = operator.index(ignore_index)
+    n, v = logits.shape
+
+    keep = targets != ignore_index
+    bad = keep & ((targets < 0) | (targets >= v))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{op}: target {int(targets[row])} (row {row}) is out of range for "
+                         f"{v} classes: targets must be in [0, {v}) or equal ignore_index="
+                         f"{ignore_index}")
+    count = int(keep.sum())
+    if count == 0:  # nothing to average (also covers N == 0)
+        return float("nan"), (np.zeros((n, v), dtype=logits.dtype) if compute_grad else None)
+    if _backend == "numpy":
+        return reference_cross_entropy(logits, targets, ignore_index, compute_grad)
+
+    # Hand C int64 targets with every ignored row marked -1 (never a valid class here), so the
+    # kernel sees one simple convention whatever the targets' dtype or ignore_index.
+    t64 = np.where(keep, targets, -1).astype(np.int64)
+    lv, rows, cols, ldl = _rows_layout(logits)
+    losses = np.empty(n, dtype=np.float64)
+    grad = np.empty((n, v), dtype=logits.dtype) if compute_grad else None
+    fn = _lib.tgl_cross_entropy_f32 if logits.dtype == np.float32 else _lib.tgl_cross_entropy_f64
+    nbad = fn(_ptr(lv), ldl, _ffi.cast("int64_t *", t64.ctypes.data), rows, cols, -1,
+              1.0 / count, _ffi.cast("double *", losses.ctypes.data),
+              _ptr(grad) if grad is not None else _ffi.NULL, _num_threads)
+    if nbad:  # cannot happen after the checks above; never ignore it silently if it does
+        raise RuntimeError(f"{op}: the C kernel found {nbad} out-of-range targets")
+    return float(losses.sum() / count), grad
