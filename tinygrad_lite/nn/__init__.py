@@ -1,5 +1,16 @@
-"""Neural-network building blocks. ``functional`` holds the stateless functions."""
+"""Neural-network building blocks (``torch.nn``): Module and containers, layers, attention,
+initialisation (``nn.init``), utilities (``nn.utils``) and the stateless ``nn.functional``."""
 
-from . import functional
+from . import functional, init, utils
+from .attention import (LearnedPositionalEncoding, MultiHeadAttention,
+                        SinusoidalPositionalEncoding, TransformerBlock, TransformerEncoderLayer)
+from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, MSELoss, ReLU,
+                     Tanh)
+from .module import Module, ModuleList, Parameter, Sequential
 
-__all__ = ["functional"]
+__all__ = [
+    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Linear",
+    "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "MSELoss", "CrossEntropyLoss",
+    "MultiHeadAttention", "TransformerEncoderLayer", "TransformerBlock",
+    "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
+]

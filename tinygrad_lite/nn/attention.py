@@ -1,0 +1,218 @@
+"""Multi-head attention, Transformer encoder layers and positional encodings (batch first:
+every sequence tensor has shape (batch, time, features))."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .layers import GELU, Dropout, LayerNorm, Linear, ReLU
+from .module import Module, Parameter, Sequential
+
+
+def causal_mask(t: int, s: int | None = None) -> np.ndarray:
+    """Boolean (t, s) mask, True where query i must NOT see key j because j > i (the future)."""
+    s = t if s is None else s
+    return np.triu(np.ones((t, s), dtype=bool), k=1)
+
+
+class MultiHeadAttention(Module):
+    """softmax(Q Kᵀ / sqrt(d_head) + mask) V in ``num_heads`` heads, then an output projection.
+
+    Q, K, V are the input(s) times the three blocks of ``in_proj_weight`` (3E, E), as in PyTorch
+    (xavier-uniform init, zero biases). ``forward(query, key=None, value=None, attn_mask=None,
+    is_causal=None, need_weights=False)``: key and value default to query (self-attention);
+    ``attn_mask`` is a boolean (T, S) / (B, T, S) / (B, H, T, S) array, True where attention is
+    forbidden, or a float array added to the scores; ``is_causal`` (default: the ``causal`` given
+    to the constructor) hides future positions. Returns the output (B, T, E), and the attention
+    weights (B, H, T, S) too if ``need_weights``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 causal: bool = False, dtype=np.float32):
+        super().__init__()
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"MultiHeadAttention: embed_dim {embed_dim} must be divisible by "
+                             f"num_heads {num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.causal = causal
+        self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), dtype=dtype))
+        self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dtype=dtype)) if bias else None
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        self.attn_dropout = Dropout(dropout)
+        init.xavier_uniform_(self.in_proj_weight)
+        if bias:
+            init.zeros_(self.out_proj.bias)
+
+    def _project(self, x: Tensor, block: int) -> Tensor:
+        """x @ W_blockᵀ + b_block for block 0 (query), 1 (key) or 2 (value)."""
+        rows = slice(block * self.embed_dim, (block + 1) * self.embed_dim)
+        bias = self.in_proj_bias[rows] if self.in_proj_bias is not None else None
+        return F.linear(x, self.in_proj_weight[rows], bias)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, E) -> (B, H, T, head_dim)"""
+        b, t, _ = x.shape
+        return x.reshape(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _check(self, name: str, x) -> None:
+        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != self.embed_dim:
+            shape = getattr(x, "shape", type(x).__name__)
+            raise ValueError(f"MultiHeadAttention: {name} must have shape (batch, time, "
+                             f"embed_dim={self.embed_dim}), got {shape}")
+        if x.dtype != self.in_proj_weight.dtype:
+            raise TypeError(f"MultiHeadAttention: {name} has dtype {x.dtype}, the layer "
+                            f"{self.in_proj_weight.dtype}")
+
+    def forward(self, query, key=None, value=None, attn_mask=None, is_causal=None,
+                need_weights: bool = False):
+        self._check("query", query)
+        self_attention = key is None and value is None
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check("key", key)
+        self._check("value", value)
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(f"MultiHeadAttention: query {query.shape}, key {key.shape} and "
+                             f"value {value.shape} need the same batch size, and key and value "
+                             f"the same length")
+        b, t, e = query.shape
+        s = key.shape[1]
+        if self_attention:  # one matmul for Q, K and V together
+            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, axis=-1)
+        else:
+            q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+
+        scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))  # (B, H, T, S)
+        if self.causal if is_causal is None else is_causal:
+            scores = scores.masked_fill(causal_mask(t, s), -math.inf)
+        if attn_mask is not None:
+            mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+            if mask.shape[-2:] != (t, s):
+                raise ValueError(f"MultiHeadAttention: attn_mask of shape {mask.shape} does not "
+                                 f"end in (query length {t}, key length {s})")
+            if mask.dtype == np.bool_:
+                scores = scores.masked_fill(mask if mask.ndim != 3 else mask[:, None], -math.inf)
+            else:
+                scores = scores + Tensor(mask.astype(scores.dtype) if mask.ndim != 3
+                                         else mask[:, None].astype(scores.dtype))
+        weights = self.attn_dropout(F.softmax(scores, dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(b, t, e)  # heads side by side again
+        out = self.out_proj(out)
+        return (out, weights) if need_weights else out
+
+    def extra_repr(self) -> str:
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"dropout={self.attn_dropout.p}, causal={self.causal}")
+
+
+class TransformerEncoderLayer(Module):
+    """Self-attention then a feed-forward network, each in a residual branch (PyTorch's
+    argument names; batch first). Pre-LayerNorm by default (``norm_first=True``):
+
+        x = x + dropout(attn(ln1(x)));   x = x + dropout(ffn(ln2(x)))
+    and with ``norm_first=False`` (the original post-LN Transformer):
+        x = ln1(x + dropout(attn(x)));   x = ln2(x + dropout(ffn(x)))
+    where ffn = Linear(d_model, dim_feedforward) -> activation -> dropout -> Linear(back).
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation: str = "relu", layer_norm_eps: float = 1e-5,
+                 norm_first: bool = True, causal: bool = False, dtype=np.float32):
+        super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"TransformerEncoderLayer: activation must be 'relu' or 'gelu', got "
+                             f"{activation!r}")
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, causal=causal,
+                                            dtype=dtype)
+        self.ln1 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
+        self.ln2 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
+        self.ffn = Sequential(Linear(d_model, dim_feedforward, dtype=dtype),
+                              ReLU() if activation == "relu" else GELU(),
+                              Dropout(dropout),
+                              Linear(dim_feedforward, d_model, dtype=dtype))
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+
+    def forward(self, x, attn_mask=None, is_causal=None):
+        if self.norm_first:
+            x = x + self.dropout1(self.self_attn(self.ln1(x), attn_mask=attn_mask,
+                                                 is_causal=is_causal))
+            return x + self.dropout2(self.ffn(self.ln2(x)))
+        x = self.ln1(x + self.dropout1(self.self_attn(x, attn_mask=attn_mask,
+                                                      is_causal=is_causal)))
+        return self.ln2(x + self.dropout2(self.ffn(x)))
+
+
+class TransformerBlock(TransformerEncoderLayer):
+    """The GPT block: a pre-LayerNorm encoder layer with causal self-attention,
+    feed-forward width 4·d_model, ReLU."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, d_ff: int | None = None,
+                 causal: bool = True, dtype=np.float32):
+        super().__init__(d_model, num_heads, dim_feedforward=d_ff or 4 * d_model, dropout=dropout,
+                         activation="relu", norm_first=True, causal=causal, dtype=dtype)
+
+
+def sinusoidal_table(max_len: int, d_model: int) -> np.ndarray:
+    """pe[pos, 2i] = sin(pos / 10000^(2i/d_model)), pe[pos, 2i+1] = cos(same angle)."""
+    position = np.arange(max_len, dtype=np.float64)[:, None]
+    frequency = np.exp(np.arange(0, d_model, 2, dtype=np.float64) * (-math.log(10000.0) / d_model))
+    table = np.zeros((max_len, d_model))
+    table[:, 0::2] = np.sin(position * frequency)
+    table[:, 1::2] = np.cos(position * frequency[: d_model // 2])
+    return table
+
+
+class SinusoidalPositionalEncoding(Module):
+    """x + pe[:T] (fixed sine/cosine table of ``sinusoidal_table``), then dropout.
+    The table is a non-persistent buffer: it is rebuilt from the settings, never saved."""
+
+    def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0, dtype=np.float32):
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+        self.register_buffer("pe", Tensor(sinusoidal_table(max_len, d_model).astype(dtype)),
+                             persistent=False)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"SinusoidalPositionalEncoding: expected input (batch, time, "
+                             f"d_model={self.d_model}), got {x.shape}")
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"SinusoidalPositionalEncoding: sequence length {x.shape[1]} is "
+                             f"longer than max_len={self.max_len}")
+        return self.dropout(x + self.pe[: x.shape[1]])
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}"
+
+
+class LearnedPositionalEncoding(Module):
+    """x + P[:T] with a learned table P (max_len, d_model), initialised N(0, 1) like Embedding;
+    then dropout."""
+
+    def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.0, dtype=np.float32):
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+        self.weight = Parameter(np.empty((max_len, d_model), dtype=dtype))
+        init.normal_(self.weight)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"LearnedPositionalEncoding: expected input (batch, time, "
+                             f"d_model={self.d_model}), got {x.shape}")
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"LearnedPositionalEncoding: sequence length {x.shape[1]} is "
+                             f"longer than max_len={self.max_len}")
+        return self.dropout(x + self.weight[: x.shape[1]])
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}"

@@ -1,0 +1,87 @@
+"""Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import no_grad
+from .optimizer import Optimizer, check_nonnegative
+
+
+class Adam(Optimizer):
+    """PyTorch's Adam. For each parameter p with gradient g, at step t = 1, 2, ...:
+
+        g = g + weight_decay * p                     (L2 penalty folded into the gradient)
+        m = beta1 * m + (1 - beta1) * g              (first moment)
+        v = beta2 * v + (1 - beta2) * g^2            (second moment)
+        p = p - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        name = type(self).__name__
+        check_nonnegative(name, lr=lr, eps=eps, weight_decay=weight_decay)
+        betas = tuple(betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                state["step"] += 1
+                t = state["step"]
+                if wd != 0:
+                    if self.decoupled_weight_decay:
+                        p.mul_(1.0 - lr * wd)          # AdamW: shrink p directly
+                    else:
+                        g = g + wd * p.data             # Adam: L2 penalty in the gradient
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                # In place, with one scratch array per parameter: this loop is a large share
+                # of a training step for a big model, so no avoidable temporaries.
+                scratch = np.multiply(g, 1.0 - beta1, dtype=p.dtype)
+                m *= beta1
+                m += scratch                                  # m = b1 m + (1 - b1) g
+                np.multiply(g, g, out=scratch)
+                scratch *= 1.0 - beta2
+                v *= beta2
+                v += scratch                                  # v = b2 v + (1 - b2) g²
+                # lr * m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two
+                # scalars (as PyTorch does): step_size * m / (sqrt(v) / sqrt(bc2) + eps).
+                step_size = lr / (1.0 - beta1 ** t)
+                np.sqrt(v, out=scratch)
+                scratch *= 1.0 / math.sqrt(1.0 - beta2 ** t)
+                scratch += eps
+                np.divide(m, scratch, out=scratch)
+                scratch *= step_size
+                p.sub_(scratch)
+
+
+class AdamW(Adam):
+    """PyTorch's AdamW: Adam with decoupled weight decay. At step t, before the Adam update:
+
+        p = p - lr * weight_decay * p
+
+    and the gradient itself is left alone (so the decay is not rescaled by 1/sqrt(v)).
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -1,0 +1,179 @@
+"""Learning-rate schedules: they change ``group["lr"]`` of an optimizer as training goes on.
+
+Call ``scheduler.step()`` once per epoch (or per iteration, for warmup schedules) after
+``optimizer.step()``; ``ReduceLROnPlateau.step(metric)`` takes the monitored value.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .optimizer import Optimizer
+
+
+def _check_optimizer(optimizer, scheduler: str) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{scheduler} needs an Optimizer, got {type(optimizer).__name__}")
+
+
+class LRScheduler:
+    """Base class of the epoch-indexed schedules: a subclass gives ``lr_at(epoch, base_lr)``.
+
+    As in PyTorch, creating the scheduler already sets the epoch-0 learning rate, and each
+    ``step()`` moves to the next epoch.
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        _check_optimizer(optimizer, type(self).__name__)
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def lr_at(self, epoch: int, base_lr: float) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = self.lr_at(self.last_epoch, base_lr)
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        unknown = set(state_dict) - set(self.state_dict())
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys "
+                             f"{sorted(unknown)}")
+        self.__dict__.update(state_dict)
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr * gamma ** (epoch // step_size)"""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch: int, base_lr: float) -> float:
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Linear warmup, then cosine annealing from base_lr down to eta_min at epoch T_max:
+
+        lr = base_lr * (epoch + 1) / warmup_steps                              (epoch < warmup)
+        lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * s / S)) / 2,
+             s = epoch - warmup_steps, S = T_max - warmup_steps              (afterwards)
+
+    With ``warmup_steps=0`` this is PyTorch's CosineAnnealingLR (its closed form); past T_max
+    the rate stays at eta_min.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
+                 warmup_steps: int = 0, last_epoch: int = -1):
+        if not 0 <= warmup_steps < T_max:
+            raise ValueError(f"CosineAnnealingLR: need 0 <= warmup_steps < T_max, got "
+                             f"warmup_steps={warmup_steps}, T_max={T_max}")
+        self.T_max, self.eta_min, self.warmup_steps = int(T_max), float(eta_min), int(warmup_steps)
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, epoch: int, base_lr: float) -> float:
+        if epoch < self.warmup_steps:
+            return base_lr * (epoch + 1) / self.warmup_steps
+        s = min(epoch, self.T_max) - self.warmup_steps
+        span = self.T_max - self.warmup_steps
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * s / span)) / 2
+
+
+class ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` when the monitored metric has not improved for
+    more than ``patience`` epochs (PyTorch's rules, including its ``eps``):
+
+        improved (mode "min", threshold_mode "rel"):  metric < best * (1 - threshold)
+        improved (mode "min", threshold_mode "abs"):  metric < best - threshold
+        (mode "max" mirrors these)
+        on a reduction: lr = max(lr * factor, min_lr), skipped if it changes lr by <= eps;
+        then wait ``cooldown`` epochs before counting bad epochs again.
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr=0.0, eps: float = 1e-8):
+        _check_optimizer(optimizer, "ReduceLROnPlateau")
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
+                             f"{threshold_mode!r}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        n = len(optimizer.param_groups)
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
+        if len(min_lrs) != n:
+            raise ValueError(f"ReduceLROnPlateau: {len(min_lrs)} min_lr values for {n} groups")
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
+        self.threshold, self.threshold_mode = float(threshold), threshold_mode
+        self.cooldown, self.min_lrs, self.eps = int(cooldown), [float(v) for v in min_lrs], eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+
+    def is_better(self, value: float, best: float) -> bool:
+        if self.mode == "min":
+            limit = best * (1 - self.threshold) if self.threshold_mode == "rel" \
+                else best - self.threshold
+            return value < limit
+        limit = best * (1 + self.threshold) if self.threshold_mode == "rel" \
+            else best + self.threshold
+        return value > limit
+
+    def step(self, metrics) -> None:
+        """Record one epoch's metric (a number or one-element tensor) and maybe reduce lr."""
+        value = float(metrics)
+        if math.isnan(value):
+            raise ValueError("ReduceLROnPlateau.step: the monitored metric is NaN")
+        self.last_epoch += 1
+        if self.is_better(value, self.best):
+            self.best = value
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:  # in cooldown: bad epochs do not count
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+
+    def _reduce_lr(self) -> None:
+        for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+            old = group["lr"]
+            new = max(old * self.factor, min_lr)
+            if old - new > self.eps:
+                group["lr"] = new
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        unknown = set(state_dict) - set(self.state_dict())
+        if unknown:
+            raise ValueError(f"ReduceLROnPlateau.load_state_dict: unexpected keys "
+                             f"{sorted(unknown)}")
+        self.__dict__.update(state_dict)
