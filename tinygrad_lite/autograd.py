@@ -337,6 +337,8 @@ def _accumulate(tensor, grad, create_graph):
     """Add ``grad`` into ``tensor.grad`` (a fresh array, never shared with another tensor)."""
     if not create_graph:
         grad = _Tensor._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
+    elif tensor.grad is None:
+        grad = grad.clone()  # recorded copy: one gradient tensor may reach several leaves
     if tensor.grad is None:
         tensor.grad = grad
     elif create_graph:

@@ -234,9 +234,11 @@ class Tensor:
             ufunc(self.data, value, out=self.data, casting="same_kind")
         except (TypeError, ValueError) as e:  # numpy's casting or broadcasting refusal
             shape = getattr(value, "shape", ())
-            raise type(e)(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
-                          f"{self.dtype} in place with a value of shape {shape} and dtype "
-                          f"{np.result_type(value)}") from None
+            # not type(e)(...): numpy's own subclasses (casting errors) need more arguments
+            error = TypeError if isinstance(e, TypeError) else ValueError
+            raise error(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
+                        f"{self.dtype} in place with a value of shape {shape} and dtype "
+                        f"{np.result_type(value)}") from None
         self._version[0] += 1
         return self
 
@@ -328,10 +330,12 @@ class Tensor:
 
     def _operand(self, other) -> "Tensor":
         """Turn a Python number / array into a Tensor. Python scalars take this tensor's dtype
-        (so `x * 2.0` stays float32), as in PyTorch."""
+        (so `x * 2.0` stays float32), as in PyTorch; so do NumPy scalars (`x / np.sqrt(d)`)."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float, bool)) and not isinstance(other, np.generic):
+        if isinstance(other, (np.bool_, np.integer, np.floating)):
+            other = other.item()  # a NumPy scalar is a number here, not a float64 array
+        if isinstance(other, (int, float, bool)):
             kind = self.data.dtype.kind
             if kind == "f" or (kind in "iu" and not isinstance(other, float)) or (
                     kind == "b" and isinstance(other, bool)):
@@ -340,49 +344,62 @@ class Tensor:
                                          else np.int64))
         return Tensor(other)
 
+    def _binary(self, fn, other, reflected: bool = False) -> "Tensor":
+        """Tensor-with-tensor arithmetic (the general path behind the operators).
+
+        An integer or bool tensor meeting a Python float becomes float32 first: PyTorch's rule
+        (NumPy would make int64 + float32 a float64)."""
+        x = self.to(_FLOAT_DEFAULT) if isinstance(other, (float, np.floating)) and \
+            self.data.dtype.kind in "iub" else self
+        y = x._operand(other)
+        return fn.apply(y, x) if reflected else fn.apply(x, y)
+
+    # Each operator first tries the Python-number fast path (a float tensor with an int/float:
+    # the number is an option of the op, not a tensor), then the general path.
+
     def __add__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.AddScalar.apply(self, c=other)
-        return elementwise.Add.apply(self, self._operand(other))
+        return self._binary(elementwise.Add, other)
 
     def __radd__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.AddScalar.apply(self, c=other)
-        return elementwise.Add.apply(self._operand(other), self)
+        return self._binary(elementwise.Add, other, reflected=True)
 
     def __sub__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.AddScalar.apply(self, c=-other)
-        return elementwise.Sub.apply(self, self._operand(other))
+        return self._binary(elementwise.Sub, other)
 
     def __rsub__(self, other):
-        return elementwise.Sub.apply(self._operand(other), self)
+        return self._binary(elementwise.Sub, other, reflected=True)
 
     def __mul__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.MulScalar.apply(self, c=other)
-        return elementwise.Mul.apply(self, self._operand(other))
+        return self._binary(elementwise.Mul, other)
 
     def __rmul__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.MulScalar.apply(self, c=other)
-        return elementwise.Mul.apply(self._operand(other), self)
+        return self._binary(elementwise.Mul, other, reflected=True)
 
     def __truediv__(self, other):
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.DivScalar.apply(self, c=other)
-        return elementwise.Div.apply(self, self._operand(other))
+        return self._binary(elementwise.Div, other)
 
     def __rtruediv__(self, other):
-        return elementwise.Div.apply(self._operand(other), self)
+        return self._binary(elementwise.Div, other, reflected=True)
 
     def __pow__(self, exponent):
         if type(exponent) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.PowScalar.apply(self, c=exponent)
-        return elementwise.Pow.apply(self, self._operand(exponent))
+        return self._binary(elementwise.Pow, exponent)
 
     def __rpow__(self, base):
-        return elementwise.Pow.apply(self._operand(base), self)
+        return self._binary(elementwise.Pow, base, reflected=True)
 
     def __neg__(self):
         return elementwise.Neg.apply(self)
@@ -397,31 +414,36 @@ class Tensor:
     matmul = __matmul__
 
     def maximum(self, other):
-        return elementwise.Maximum.apply(self, self._operand(other))
+        return self._binary(elementwise.Maximum, other)
 
     def minimum(self, other):
-        return elementwise.Minimum.apply(self, self._operand(other))
+        return self._binary(elementwise.Minimum, other)
+
+    def _floating(self) -> "Tensor":
+        """Math functions of integer/bool tensors compute in float32, as in PyTorch (NumPy would
+        give float64)."""
+        return self if self.data.dtype.kind == "f" else self.to(_FLOAT_DEFAULT)
 
     def exp(self):
-        return elementwise.Exp.apply(self)
+        return elementwise.Exp.apply(self._floating())
 
     def log(self):
-        return elementwise.Log.apply(self)
+        return elementwise.Log.apply(self._floating())
 
     def sqrt(self):
-        return elementwise.Sqrt.apply(self)
+        return elementwise.Sqrt.apply(self._floating())
 
     def sin(self):
-        return elementwise.Sin.apply(self)
+        return elementwise.Sin.apply(self._floating())
 
     def cos(self):
-        return elementwise.Cos.apply(self)
+        return elementwise.Cos.apply(self._floating())
 
     def tanh(self):
-        return elementwise.Tanh.apply(self)
+        return elementwise.Tanh.apply(self._floating())
 
     def sigmoid(self):
-        return elementwise.Sigmoid.apply(self)
+        return elementwise.Sigmoid.apply(self._floating())
 
     def relu(self):
         return elementwise.Relu.apply(self)
@@ -430,10 +452,11 @@ class Tensor:
         return elementwise.LeakyRelu.apply(self, slope=negative_slope)
 
     def gelu(self, approximate: str = "none"):
+        x = self._floating()
         if approximate == "tanh":
-            return elementwise.gelu_tanh(self)
+            return elementwise.gelu_tanh(x)
         if approximate == "none":
-            return elementwise.gelu(self)
+            return elementwise.gelu(x)
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
     def abs(self):
@@ -512,6 +535,7 @@ class Tensor:
         return reduce.var(self, axis, keepdims, correction)
 
     def std(self, axis=None, keepdims: bool = False, correction: int = 1):
+        reduce.normalize_axis(axis, self.ndim, "std")  # so that a bad axis names std, not var
         return self.var(axis, keepdims, correction).sqrt()
 
     def max(self, axis=None, keepdims: bool = False):
@@ -519,6 +543,9 @@ class Tensor:
                                 keepdims=keepdims)
 
     def min(self, axis=None, keepdims: bool = False):
+        if self.data.size == 0:  # checked here so that the errors name min, not max
+            raise ValueError(f"min: cannot reduce an empty tensor of shape {self.shape}")
+        reduce.normalize_axis(axis, self.ndim, "min")
         return -((-self).max(axis, keepdims))
 
     def logsumexp(self, axis=None, keepdims: bool = False):

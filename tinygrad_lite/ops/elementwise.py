@@ -86,9 +86,23 @@ class Pow(Function):
 
     def backward(self, g, out):
         x, y = self.inputs
-        gx = unbroadcast(g * y * x ** (y - 1), x.shape) if x.requires_grad else None
-        gy = unbroadcast(g * out * x.log(), y.shape) if y.requires_grad else None
+        gx = gy = None
+        # At x = 0 the formulas can meet 0 * inf where the true limit is 0 (as in PyTorch):
+        # y * 0**(y-1) with y = 0, and 0**y * log(0) with y >= 0. There, x is replaced by 1.
+        if x.requires_grad:
+            base = _one_where((x.data == 0) & (y.data == 0), x)
+            gx = unbroadcast(g * y * base ** (y - 1), x.shape)
+        if y.requires_grad:
+            gy = unbroadcast(g * out * _one_where((x.data == 0) & (y.data >= 0), x).log(),
+                             y.shape)
         return gx, gy
+
+
+def _one_where(mask: np.ndarray, x: Tensor) -> Tensor:
+    """``x`` with the positions in ``mask`` set to 1 (mask may broadcast x to a larger shape)."""
+    if not mask.any():
+        return x
+    return where(_const(mask), _const(np.ones((), dtype=x.dtype)), x)
 
 
 class Maximum(Function):
@@ -194,6 +208,8 @@ class PowScalar(Function):
         x = self.inputs[0]
         if self.c == 2:
             return g * x * 2
+        if self.c == 0:  # x ** 0 = 1: the gradient is 0, also at x = 0 (not 0 * 0 ** -1 = NaN)
+            return g * 0.0
         return g * self.c * x ** (self.c - 1)
 
 

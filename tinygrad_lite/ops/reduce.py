@@ -16,7 +16,12 @@ def normalize_axis(axis, ndim: int, op: str):
     """None, or a sorted tuple of non-negative axes; a clear error for an axis out of range."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)):
@@ -100,6 +105,8 @@ def var(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1) -> Te
     """sum((x - mean)^2) / (count - correction)."""
     axis = normalize_axis(axis, x.ndim, "var")
     count = x.data.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
+    if x.dtype.kind != "f":  # as in mean: integers give float32 (not int64 - float32 = float64)
+        x = x.float()
     centered = x - mean(x, axis, keepdims=True)
     denominator = max(count - correction, 0)
     return Sum.apply(centered * centered, axis=axis, keepdims=keepdims) * (

@@ -1,0 +1,95 @@
+"""Shared test configuration for the whole suite.
+
+* Makes ``import tinygrad_lite`` work whether or not the C kernels are built: when the compiled
+  module ``tinygrad_lite._C`` is absent, ``TGL_BACKEND=numpy`` is set before the first import
+  (an explicit ``TGL_BACKEND`` in the environment always wins).
+* Registers hypothesis profiles: ``default`` (modest example counts, no deadline -- the suite
+  must stay fast on 2 cores and timing is never asserted) and ``ci`` (the same, derandomized).
+  Choose one with ``HYPOTHESIS_PROFILE=ci``.
+* Fixtures: ``backend`` (runs a test once per kernel backend, "c" and "numpy"; "c" is skipped
+  with a reason when the C module is not built) and ``rng`` (a seeded NumPy generator). An
+  autouse fixture restores the global grad/anomaly modes and the kernel backend after every
+  test, so one failing test cannot leak ``no_grad`` into the next.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if importlib.util.find_spec("tinygrad_lite") is None:  # not installed: use the checkout
+    sys.path.insert(0, _ROOT)
+
+
+def _c_module_present() -> bool:
+    """Is the compiled tinygrad_lite._C next to the package? (Found without importing it, since
+    importing tinygrad_lite without the module and without TGL_BACKEND=numpy raises.)"""
+    spec = importlib.util.find_spec("tinygrad_lite")  # top-level: does not import the package
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for folder in spec.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            if glob.glob(os.path.join(folder, "_C" + suffix)):
+                return True
+    return False
+
+
+HAS_C_MODULE = _c_module_present()
+if not HAS_C_MODULE:
+    os.environ.setdefault("TGL_BACKEND", "numpy")
+
+import tinygrad_lite  # noqa: E402
+from tinygrad_lite import autograd, kernels  # noqa: E402
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    _common = dict(deadline=None, max_examples=30, print_blob=True,
+                   suppress_health_check=[HealthCheck.too_slow,
+                                          HealthCheck.function_scoped_fixture])
+    settings.register_profile("default", **_common)
+    settings.register_profile("ci", derandomize=True, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+except ImportError:  # pragma: no cover - hypothesis is part of the test extra
+    pass
+
+
+BACKENDS = ["c", "numpy"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Run the test under each kernel backend ("c" = compiled kernels, "numpy" = reference)."""
+    name = request.param
+    if name == "c" and not kernels.c_available():
+        pytest.skip("C kernels not built (tinygrad_lite._C is missing); run `pip install -e .` "
+                    "to test the C backend")
+    with kernels.use_backend(name):
+        yield name
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator for test data."""
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_modes():
+    """Put the module-level switches back after each test (even a failing one)."""
+    grad_enabled, anomaly = autograd._grad_enabled, autograd._anomaly_enabled
+    backend_name = kernels.get_backend()
+    yield
+    autograd._grad_enabled, autograd._anomaly_enabled = grad_enabled, anomaly
+    if kernels.get_backend() != backend_name:
+        kernels.set_backend(backend_name)
+
+
+__all__ = ["HAS_C_MODULE", "BACKENDS", "tinygrad_lite"]  # tinygrad_lite: imported above on purpose
