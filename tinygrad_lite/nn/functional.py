@@ -110,7 +110,9 @@ class CrossEntropy(Function):
         logits = self.inputs[0]
         fused = getattr(self, "dlogits", None)
         if fused is not None and not autograd.is_grad_enabled():
-            return g * Tensor._make(fused)  # the kernel already computed (softmax - onehot)/count
+            # The kernel already computed (softmax - onehot)/count. For the usual
+            # loss.backward() (g = 1) hand it on as it is: no (N, V) multiply, no copy.
+            return Tensor._make(fused) if g.data == 1 else g * Tensor._make(fused)
         n, classes = logits.shape
         q = np.zeros(logits.shape, dtype=logits.dtype)
         keep = self.targets != self.ignore_index
