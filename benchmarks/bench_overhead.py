@@ -23,13 +23,11 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run from a checkout too
-import tinygrad_lite as tg  # noqa: E402
+import tinygrad_lite as tg  # the installed package (pip install . / pip install -e .)
 
 try:
     import torch

@@ -1,8 +1,8 @@
 """Shared test configuration for the whole suite.
 
-* Makes ``import tinygrad_lite`` work whether or not the C kernels are built: when the compiled
-  module ``tinygrad_lite._C`` is absent, ``TGL_BACKEND=numpy`` is set before the first import
-  (an explicit ``TGL_BACKEND`` in the environment always wins).
+* Imports the installed tinygrad_lite (or the checkout, when it is not installed). Without the
+  compiled kernels the import fails and says how to build them -- unless ``TGL_BACKEND=numpy``
+  is set explicitly, in which case the "c" cases of the ``backend`` fixture are skipped.
 * Registers hypothesis profiles: ``default`` (modest example counts, no deadline -- the suite
   must stay fast on 2 cores and timing is never asserted) and ``ci`` (the same, derandomized).
   Choose one with ``HYPOTHESIS_PROFILE=ci``.
@@ -41,9 +41,9 @@ def _c_module_present() -> bool:
     return False
 
 
+# No silent fallback: without the compiled kernels, importing tinygrad_lite below fails with the
+# message that says how to build them, unless TGL_BACKEND=numpy was chosen explicitly.
 HAS_C_MODULE = _c_module_present()
-if not HAS_C_MODULE:
-    os.environ.setdefault("TGL_BACKEND", "numpy")
 
 import tinygrad_lite  # noqa: E402
 from tinygrad_lite import autograd, kernels  # noqa: E402

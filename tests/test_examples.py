@@ -11,12 +11,17 @@ import sys
 from pathlib import Path
 
 
+import tinygrad_lite
+
 ROOT = Path(__file__).resolve().parents[1]
+# The examples must import the same tinygrad_lite as this test run (the installed one, with its
+# compiled kernels), so that folder goes first on their path.
+PACKAGE_PARENT = str(Path(tinygrad_lite.__file__).resolve().parents[1])
 
 
 def run_example(name: str, *args: str, threads: str | None = None) -> str:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     if threads:
         env["TGL_NUM_THREADS"] = threads
     result = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], env=env,

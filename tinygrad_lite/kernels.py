@@ -287,8 +287,13 @@ def _matmul_shapes(a: np.ndarray, b: np.ndarray) -> tuple:
     if k != k2:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: the inner "
                          f"dimensions differ ({k} != {k2})")
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    if batch_a == batch_b or not batch_b:  # the common cases, without NumPy's general rule
+        return batch_a, m, k, n
+    if not batch_a:
+        return batch_b, m, k, n
     try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        batch = np.broadcast_shapes(batch_a, batch_b)
     except ValueError:
         raise ValueError(f"matmul: the batch dimensions of {a.shape} and {b.shape} "
                          f"({a.shape[:-2]} and {b.shape[:-2]}) do not broadcast") from None
@@ -300,11 +305,21 @@ def _matmul_shapes(a: np.ndarray, b: np.ndarray) -> tuple:
 # --------------------------------------------------------------------------------------------
 
 _CTYPE = {np.dtype(np.float32): "float *", np.dtype(np.float64): "double *"}
+_CARRAY = {np.dtype(np.float32): "float[]", np.dtype(np.float64): "double[]"}
 
 
 def _ptr(x: np.ndarray, offset_bytes: int = 0):
     """C pointer to x's first element (plus a byte offset). Only for arrays checked above:
-    the address of a strided view is valid for exactly the elements its strides reach."""
+    the address of a strided view is valid for exactly the elements its strides reach.
+
+    (ffi.from_buffer is the fast way for contiguous memory -- a transposed view x.T has the same
+    first element as the contiguous x; other views go through their address, which is slower.)
+    """
+    if offset_bytes == 0:
+        if x.flags.c_contiguous:
+            return _ffi.from_buffer(_CARRAY[x.dtype], x)
+        if x.flags.f_contiguous:
+            return _ffi.from_buffer(_CARRAY[x.dtype], x.T)
     return _ffi.cast(_CTYPE[x.dtype], x.ctypes.data + offset_bytes)
 
 
@@ -333,7 +348,13 @@ def _gemm_ready(x: np.ndarray) -> np.ndarray:
             and _matrix_layout(x.shape[-2], x.shape[-1], x.strides[-2], x.strides[-1],
                                x.itemsize) is not None):
         return x
-    return np.ascontiguousarray(x)
+    return _aligned_copy(x)
+
+
+def _aligned_copy(x: np.ndarray) -> np.ndarray:
+    """A fresh C-contiguous, aligned copy. (Not np.ascontiguousarray: that returns an unaligned
+    but contiguous array unchanged, and C must not read a float from an odd address.)"""
+    return x.copy(order="C")
 
 
 def _collapse_batch(shape: tuple, *strides: tuple) -> list:
@@ -381,13 +402,17 @@ def _c_matmul(a: np.ndarray, b: np.ndarray, batch: tuple, m: int, k: int, n: int
         a2, b2 = _gemm_ready(a2), _gemm_ready(b2)
         trans_a, lda = _matrix_layout(m, k, a2.strides[-2], a2.strides[-1], a2.itemsize)
         trans_b, ldb = _matrix_layout(k, n, b2.strides[-2], b2.strides[-1], b2.itemsize)
+        if not batch:  # one plain 2-D product
+            _gemm_call(False, out.dtype, trans_a, trans_b, m, n, k, 1.0, a2, 0, lda,
+                       b2, 0, ldb, 0.0, out, 0, n)
+            return _drop_promoted_dims(out, a, b, n)
         # Broadcast the batch dimensions: a broadcast dimension gets stride 0, so one matrix
         # is reused for every batch entry without being copied.
-        av = np.broadcast_to(a2, batch + (m, k))
-        bv = np.broadcast_to(b2, batch + (k, n))
+        av = a2 if a2.shape[:-2] == batch else np.broadcast_to(a2, batch + (m, k))
+        bv = b2 if b2.shape[:-2] == batch else np.broadcast_to(b2, batch + (k, n))
         groups = _collapse_batch(batch, av.strides[:-2], bv.strides[:-2], out.strides[:-2])
         e = out.itemsize
-        if not groups:
+        if not groups:  # every batch dimension has size 1
             _gemm_call(False, out.dtype, trans_a, trans_b, m, n, k, 1.0, av, 0, lda,
                        bv, 0, ldb, 0.0, out, 0, n)
         else:
@@ -404,6 +429,11 @@ def _c_matmul(a: np.ndarray, b: np.ndarray, batch: tuple, m: int, k: int, n: int
                 batched(trans_a, trans_b, inner_count, m, n, k, 1.0,
                         _ptr(av, oa), lda, sa // e, _ptr(bv, ob), ldb, sb // e, 0.0,
                         _ptr(out, oc), n, sc // e, _num_threads)
+    return _drop_promoted_dims(out, a, b, n)
+
+
+def _drop_promoted_dims(out: np.ndarray, a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """Remove the dimensions that 1-D operands were promoted with (np.matmul's rule)."""
     if a.ndim == 1:
         out = out.reshape(out.shape[:-2] + (n,))
     if b.ndim == 1:
@@ -511,6 +541,8 @@ def _rows_layout(x: np.ndarray):
     """
     cols = x.shape[-1]
     rows = x.size // cols if cols else 0
+    if x.flags.c_contiguous and x.flags.aligned:  # the common case
+        return x, rows, cols, cols
     e = x.itemsize
     if x.flags.aligned and (cols == 1 or x.strides[-1] == e):
         groups = _collapse_batch(x.shape[:-1], x.strides[:-1])
@@ -520,7 +552,7 @@ def _rows_layout(x: np.ndarray):
             s = groups[0][1][0]
             if s % e == 0 and s >= cols * e:
                 return x, rows, cols, s // e
-    x = np.ascontiguousarray(x)
+    x = _aligned_copy(x)
     return x, rows, cols, cols
 
 
@@ -634,7 +666,8 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
 
     # Hand C int64 targets with every ignored row marked -1 (never a valid class here), so the
     # kernel sees one simple convention whatever the targets' dtype or ignore_index.
-    t64 = np.where(keep, targets, -1).astype(np.int64)
+    t64 = targets.astype(np.int64)  # (a fresh C-contiguous array)
+    t64[~keep] = -1
     lv, rows, cols, ldl = _rows_layout(logits)
     losses = np.empty(n, dtype=np.float64)
     grad = np.empty((n, v), dtype=logits.dtype) if compute_grad else None

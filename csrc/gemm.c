@@ -1,0 +1,1210 @@
+/* gemm.c -- single- and double-precision GEMM for tinygrad_lite.
+ *
+ *     C = alpha * op(A) * op(B) + beta * C        (row-major; interface and conventions: gemm.h)
+ *
+ * Two implementations live here:
+ *
+ *   tgl_[sd]gemm_naive   the plain triple loop. It is the reference: easy to read, easy to trust,
+ *                        slow. Tests and benchmarks compare the fast path against it.
+ *   tgl_[sd]gemm(...)    the fast path described below, plus the strided-batched form.
+ *
+ * ------------------------------------------------------------------------------------------
+ * How the fast path works (the Goto / BLIS scheme)
+ * ------------------------------------------------------------------------------------------
+ * C is produced MR x NR tiles at a time by a "micro-kernel" that keeps the whole tile in vector
+ * registers: for p = 0..kc-1 it loads one row of NR values of B (NR/VL vector loads), broadcasts
+ * each of the MR values of column p of A, and does MR * NR/VL fused multiply-adds. Nothing but
+ * A and B is read inside that loop, so the FMA units stay busy; C is touched once per tile.
+ * Rows of C are contiguous (row-major), so the vectors run along n.
+ *
+ * To feed the micro-kernel from cache, op(A) and op(B) are cut into blocks and copied ("packed")
+ * into contiguous buffers laid out exactly in the order the micro-kernel reads them. Packing is
+ * also where the transposes and leading dimensions disappear: the micro-kernel never knows
+ * whether A or B was transposed, so A^T * G and G * B^T in the backward pass cost no copies.
+ *
+ *   loop 1  for ic in 0..m step MC        rows of C / A           (A block: L3)
+ *   loop 2    for pc in 0..k step KC      the shared dimension    -> pack A[ic:+MC, pc:+KC]
+ *   loop 3      for jc in 0..n step NC    columns of C / B        -> pack B[pc:+KC, jc:+NC] (L2)
+ *   loop 4        for ir in 0..MC step MR   one A micro-panel, MR x KC        (L1)
+ *   loop 5          for jr in 0..NC step NR   micro-kernel: C[ir:+MR, jr:+NR] += Ap * Bp
+ *
+ * (This is BLIS's loop nest transposed: BLIS is column-major and vectorises along m; we are
+ * row-major and vectorise along n, so A plays BLIS's B and B plays BLIS's A.)
+ *
+ *   - The A micro-panel (MR x KC) is reused by every micro-kernel call of loop 5, so it lives in
+ *     L1. Per iteration of p the micro-kernel reads MR scalars of it (broadcasts) and streams NR
+ *     values of the packed B block from L2.
+ *   - The packed B block (KC x NC) is reused by every A micro-panel of loop 4, so it should stay
+ *     in L2.
+ *   - The packed A block (MC x KC) is reused across loop 3; it lives in L3 (L2 of this machine
+ *     already holds the B block).
+ *   - KC also sets how often the C tile is loaded and stored (once per KC FMAs per element):
+ *     bigger is better, as far as L1 allows.
+ *
+ * Sizes for this machine (Intel Xeon, Sapphire Rapids class, 2 cores; L1d 48 KiB per core,
+ * L2 2 MiB per core, large shared L3; AVX-512F + FMA, 32 zmm registers, 2 FMA ports):
+ *
+ *   AVX-512 float:  MR x NR = 14 x 32 (28 zmm accumulators + 2 for B + 1 broadcast = 31 of 32
+ *                   registers; 28 independent FMA chains hide the 4-cycle FMA latency on two
+ *                   ports with room to spare; per p: 2 vector loads + 14 broadcasts feed 28 FMAs,
+ *                   within the 2-3 loads/cycle the core sustains). KC = 384: A micro-panel
+ *                   14*384*4 B = 21 KiB, under half of L1d, leaving the rest for the streamed B
+ *                   lines and the C tile. NC = 512: B block 384*512*4 B = 768 KiB, ~40% of L2
+ *                   (the C tiles being written and the A panels coming from L3 share L2 too).
+ *                   MC = 2058 (147 * MR): A block up to 3 MiB, lives in L3; this large so that
+ *                   B is packed only once for every m up to 2048 (loop 1 repacks B each pass).
+ *   AVX-512 double: MR x NR = 14 x 16 (same register picture, 8 lanes per zmm). KC = 192: A
+ *                   micro-panel 14*192*8 B = 21 KiB (L1/2). NC = 512: B block 192*512*8 B =
+ *                   768 KiB (L2). MC = 2058.
+ *   AVX2+FMA:       16 ymm registers: MR x NR = 6 x 16 float / 6 x 8 double (12 accumulators +
+ *                   2 B + 1 broadcast = 15). KC = 384 float / 256 double (A micro-panel 9 /
+ *                   12 KiB), NC = 768 / 512, MC = 2052. Only used on CPUs without AVX-512.
+ *   portable C:     GCC/Clang vector extensions, 16-byte vectors (SSE2 / NEON width, no target
+ *                   flags needed): MR x NR = 6 x 8 float / 6 x 4 double, KC = 256.
+ *
+ * Block sizes are upper limits: a dimension is cut into the fewest blocks that respect them,
+ * all of equal size (k = 400 gives two blocks of 200, not 384 + 16).
+ *
+ * Edges. Tiles at the bottom/right border are smaller than MR x NR. The AVX-512 micro-kernel is
+ * instantiated for every row count 1..MR (so a 4-row remainder costs 4 rows of FMAs, not MR)
+ * and for NR or NR/2 columns; the last partial vector of a row is handled with masked
+ * loads/stores. The AVX2/portable kernels compute the full tile and copy the valid part through
+ * a small stack tile. B panels are zero-padded to NR by the packing; A panels are not padded
+ * (the kernel reads only the rows it has). k = 0 or alpha = 0 reduce to C = beta*C (C is not
+ * read when beta == 0; neither are A and B).
+ *
+ * Small problems (the tiny-GPT shapes: short m or k, many calls). Packing costs one read and
+ * one write of each operand; it pays when the packed block is reused many times, and for
+ * small operands it is a large share of the work (a 64^3 product spent ~25% of its time
+ * packing). So the AVX-512 path reads operands in place when that is safe:
+ *   - B (not transposed) when m <= 2*MR (B is used by at most two A panels) or B is at most
+ *     DIRECT_B_MAX_BYTES; its rows are contiguous, so the kernel just takes ldb as its row step.
+ *     Only the ragged right edge (n % NR columns) is packed, zero-padded.
+ *   - A (not transposed) when it is at most DIRECT_A_MAX_BYTES; the kernel then broadcasts from
+ *     MR row pointers (a variant instantiated with DIRECT = 1).
+ *   Both are skipped when the row stride is a multiple of 4 KiB: rows would all map to the
+ *   same L1 sets and evict each other, which packing avoids.
+ * Buffers are thread-local and grown on demand, so a call does no malloc in the steady state;
+ * m, n or k of 0 or 1 go through the same code (edge kernels) without special cases.
+ *
+ * Threads (OpenMP, `num_threads`). Each thread computes its own rectangle of C with the
+ * sequential algorithm above and private buffers: no barriers, no shared packing. The grid
+ * (threads along m x threads along n) minimises the largest per-thread area in whole tiles,
+ * ties broken by less repeated packing. Products under MIN_FLOPS_PER_THREAD per thread use
+ * fewer threads (spawning costs more than it saves). num_threads <= 0 means OpenMP's default.
+ * The batched form parallelises over the batch (when it splits evenly, or is long) *or* inside
+ * each product, never both: nested OpenMP regions are avoided entirely (they gave wrong results
+ * at 2 threads in another project). A broadcast B (stride 0) with stacked, untransposed A and C
+ * becomes one tall product. Caveat: a parallel region waits for every thread, so when another
+ * process holds the second core, small threaded calls can stall for a scheduler tick (~ms).
+ *
+ * Dispatch. The micro-kernels for AVX-512 and AVX2 are compiled with
+ * __attribute__((target(...))), so the file builds with plain -O3 (no -march), and the path is
+ * chosen at run time with __builtin_cpu_supports. tgl_gemm_set_portable(1) forces the portable
+ * kernel (the Python side maps TGL_GEMM_PORTABLE=1 to it). On non-x86 CPUs only the portable
+ * kernel is compiled.
+ *
+ * Floating point. The build uses -O3 (and -fopenmp), never -ffast-math (it would let the
+ * compiler reassociate sums and assume no NaN/Inf, which breaks the NaN semantics above and has
+ * broken softmax/GELU gradients elsewhere); -fno-math-errno is harmless here. FMAs are written
+ * explicitly. Each element of C is summed in the same order (p ascending, KC blocks in order)
+ * whatever the thread count and whether operands are packed or read in place, so results are
+ * bitwise identical at 1 and 2 threads on a given path.
+ */
+#include "gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#define TGL_X86 1
+#include <immintrin.h>
+#else
+#define TGL_X86 0
+#endif
+
+#define TGL_ALWAYS_INLINE inline __attribute__((always_inline))
+/* The micro-kernels unroll their loop over the tile's rows completely (so the accumulators
+ * can live in registers) and the p loop 4 times (fewer branches, displacement addressing).
+ * AddressSanitizer builds skip the unrolling: same arithmetic in the same order, and the ~110
+ * kernel instantiations then compile in seconds instead of minutes at -O1 -g. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TGL_UNROLL_P
+#define TGL_UNROLL_ROWS
+#else
+#define TGL_UNROLL_P _Pragma("GCC unroll 4")
+#define TGL_UNROLL_ROWS _Pragma("GCC unroll 14")
+#endif
+/* OpenMP pragmas inside the macros below; nothing when built without OpenMP (single thread). */
+#ifdef _OPENMP
+#define TGL_OMP(x) _Pragma(x)
+#else
+#define TGL_OMP(x)
+#endif
+#define TGL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TGL_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* A product this small (in flops) per thread is not worth waking a thread for: 4 MFLOP is
+ * ~25 us of work per core. A fork/join costs a few us when the other core is idle, but a woken
+ * thread that has to wait for a busy core (OpenBLAS's spinning workers, another process) can
+ * stall the whole call for milliseconds; below this size the second thread gains too little to
+ * take that risk (measured: batched 8 x 128x20x128 float went from 41 to 32 us with 2 threads on
+ * an idle core, and to 8-20 ms when the other core was busy). */
+#define MIN_FLOPS_PER_THREAD (4.0e6)
+/* Read B in place (no packing) when m is at most this many micro-panel rows, or B is at most
+ * this many bytes; read A in place (AVX-512 path) when it is at most this many bytes. */
+#define DIRECT_B_MAX_M_PANELS 2
+#define DIRECT_B_MAX_BYTES (128.0 * 1024)
+#define DIRECT_A_MAX_BYTES (128.0 * 1024)
+
+/* ========================================================================================== */
+/* The reference: a plain triple loop                                                          */
+/* ========================================================================================== */
+
+#define NAIVE_BODY(T)                                                                          \
+    for (int64_t i = 0; i < m; i++) {                                                          \
+        for (int64_t j = 0; j < n; j++) {                                                      \
+            T acc = 0;                                                                         \
+            for (int64_t p = 0; p < k; p++) {                                                  \
+                T av = trans_a ? a[p * lda + i] : a[i * lda + p];                              \
+                T bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];                              \
+                acc += av * bv;                                                                \
+            }                                                                                  \
+            T *cij = &c[i * ldc + j];                                                          \
+            *cij = (beta == (T)0) ? alpha * acc : alpha * acc + beta * *cij;                   \
+        }                                                                                      \
+    }
+
+void tgl_sgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc) {
+    NAIVE_BODY(float)
+}
+
+void tgl_dgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                     double *c, int64_t ldc) {
+    NAIVE_BODY(double)
+}
+
+/* ========================================================================================== */
+/* Micro-kernels                                                                               */
+/* ========================================================================================== */
+/* Every micro-kernel has this signature (T = float or double):
+ *
+ *   ukr(kc, ap, bp, ldbp, c, ldc, alpha, beta, mr, nr)
+ *
+ *   ap    packed A micro-panel: element (i, p) at ap[p*MR + i], i < mr <= MR
+ *   bp    B micro-panel: element (p, j) at bp[p*ldbp + j], j < NR (packed: ldbp = NR, columns
+ *         nr..NR-1 zero; in place: ldbp = ldb and nr == NR)
+ *   c     the C tile, mr x nr, row stride ldc: c = alpha * (Ap * Bp) + beta * c, and c is not
+ *         read when beta == 0.
+ */
+typedef void (*ukr_s_t)(int64_t, const float *, int64_t, const float *, int64_t, float *,
+                        int64_t, float, float, int, int);
+typedef void (*ukr_d_t)(int64_t, const double *, int64_t, const double *, int64_t, double *,
+                        int64_t, double, double, int, int);
+
+/* The C-tile update for the paths that go through a small stack tile at the edges. */
+#define STORE_TILE_SCALAR(T, tile, TNR, c, ldc, alpha, beta, mr, nr)                           \
+    do {                                                                                       \
+        for (int i_ = 0; i_ < (mr); i_++)                                                      \
+            for (int j_ = 0; j_ < (nr); j_++) {                                                \
+                T t_ = (alpha) * (tile)[i_ * (TNR) + j_];                                      \
+                T *c_ = &(c)[i_ * (ldc) + j_];                                                 \
+                *c_ = ((beta) == (T)0) ? t_ : t_ + (beta) * *c_;                               \
+            }                                                                                  \
+    } while (0)
+
+/* ---------------------------------------------------------------- portable (vector ext.) */
+/* 16-byte vectors: SSE2 on any x86-64, NEON on ARM; no target flags needed. */
+typedef float tgl_v4f __attribute__((vector_size(16)));
+typedef double tgl_v2d __attribute__((vector_size(16)));
+
+#define P_S_MR 6
+#define P_S_NR 8
+#define P_D_MR 6
+#define P_D_NR 4
+
+#define PORTABLE_KERNEL(NAME, T, V, VL, MRP, NRP)                                              \
+    static void NAME(int64_t kc, const T *ap, int64_t rsa, const T *bp, int64_t ldbp, T *c,    \
+                     int64_t ldc, T alpha, T beta, int mr, int nr) {                           \
+        (void)rsa; /* this path always packs A */                                              \
+        V acc[MRP][2];                                                                         \
+        for (int i = 0; i < MRP; i++) acc[i][0] = acc[i][1] = (V){0};                          \
+        for (int64_t p = 0; p < kc; p++) {                                                     \
+            V b0, b1;                                                                          \
+            memcpy(&b0, bp, sizeof b0);                                                        \
+            memcpy(&b1, bp + VL, sizeof b1);                                                   \
+            for (int i = 0; i < MRP; i++) {                                                    \
+                T av = ap[i];                                                                  \
+                acc[i][0] += av * b0;                                                          \
+                acc[i][1] += av * b1;                                                          \
+            }                                                                                  \
+            ap += MRP;                                                                         \
+            bp += ldbp;                                                                        \
+        }                                                                                      \
+        if (mr == MRP && nr == NRP) {                                                          \
+            for (int i = 0; i < MRP; i++)                                                      \
+                for (int v = 0; v < 2; v++) {                                                  \
+                    T *cp = c + i * ldc + v * VL;                                              \
+                    V r = alpha * acc[i][v];                                                   \
+                    if (beta != (T)0) {                                                        \
+                        V old;                                                                 \
+                        memcpy(&old, cp, sizeof old);                                          \
+                        r += beta * old;                                                       \
+                    }                                                                          \
+                    memcpy(cp, &r, sizeof r);                                                  \
+                }                                                                              \
+        } else {                                                                               \
+            T tile[MRP * NRP];                                                                 \
+            for (int i = 0; i < MRP; i++) {                                                    \
+                memcpy(tile + i * NRP, &acc[i][0], sizeof(V));                                 \
+                memcpy(tile + i * NRP + VL, &acc[i][1], sizeof(V));                            \
+            }                                                                                  \
+            STORE_TILE_SCALAR(T, tile, NRP, c, ldc, alpha, beta, mr, nr);                      \
+        }                                                                                      \
+    }
+
+/* Note: the portable kernel computes a*b + acc as two roundings (no FMA contraction is forced);
+ * GCC may contract it to an FMA on targets that have one (-ffp-contract=fast is GCC's default
+ * for GNU C). Either is within the usual GEMM error. */
+PORTABLE_KERNEL(ukr_s_portable, float, tgl_v4f, 4, P_S_MR, P_S_NR)
+PORTABLE_KERNEL(ukr_d_portable, double, tgl_v2d, 2, P_D_MR, P_D_NR)
+
+#if TGL_X86
+/* ---------------------------------------------------------------------------- AVX-512F */
+#define T512 __attribute__((target("avx512f")))
+
+#define A512_S_MR 14
+#define A512_S_NR 32
+#define A512_D_MR 14
+#define A512_D_NR 16
+
+/* One body for every tile shape: MR rows (1..14) and NV vectors (1 or 2) are compile-time
+ * constants after inlining, so the accumulator array is held entirely in registers. */
+static TGL_ALWAYS_INLINE T512 void s512_body(const int MR, const int NV, const int DIRECT,
+                                             int64_t kc, const float *ap, int64_t rsa,
+                                             const float *bp, int64_t ldbp, float *c, int64_t ldc,
+                                             float alpha, float beta, int nr) {
+    /* DIRECT: A is read in place, row i at ap + i*rsa (no packing). The rows are reached through
+     * five base pointers, row i = ar[i/3] + (i%3)*rsa, which x86 addressing modes express
+     * directly (index register scaled by 1, 2, 4 or 8), so the loop needs few registers. */
+    const float *ar[5];
+#pragma GCC unroll 5
+    for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
+    __m512 acc[A512_S_MR][2];
+TGL_UNROLL_ROWS
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
+TGL_UNROLL_P
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(bp);
+        __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0;
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (NV > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_S_MR;
+        }
+        bp += ldbp;
+    }
+    /* columns in the last vector of the row */
+    int last = nr - 16 * (NV - 1);
+    __mmask16 mk = last >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1u);
+    __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f && alpha == 1.0f) { /* the common case: plain stores */
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            float *cp = c + i * ldc;
+            if (NV > 1) _mm512_storeu_ps(cp, acc[i][0]);
+            _mm512_mask_storeu_ps(cp + 16 * (NV - 1), mk, acc[i][NV - 1]);
+        }
+    } else if (beta == 0.0f) {
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            float *cp = c + i * ldc;
+            if (NV > 1) _mm512_storeu_ps(cp, _mm512_mul_ps(va, acc[i][0]));
+            _mm512_mask_storeu_ps(cp + 16 * (NV - 1), mk, _mm512_mul_ps(va, acc[i][NV - 1]));
+        }
+    } else {
+        __m512 vb = _mm512_set1_ps(beta);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            float *cp = c + i * ldc;
+            if (NV > 1)
+                _mm512_storeu_ps(cp, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp),
+                                                     _mm512_mul_ps(va, acc[i][0])));
+            float *cl = cp + 16 * (NV - 1);
+            _mm512_mask_storeu_ps(cl, mk,
+                                  _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, cl),
+                                                  _mm512_mul_ps(va, acc[i][NV - 1])));
+        }
+    }
+}
+
+static TGL_ALWAYS_INLINE T512 void d512_body(const int MR, const int NV, const int DIRECT,
+                                             int64_t kc, const double *ap, int64_t rsa,
+                                             const double *bp, int64_t ldbp, double *c, int64_t ldc,
+                                             double alpha, double beta, int nr) {
+    /* DIRECT: A is read in place, row i at ap + i*rsa (no packing). The rows are reached through
+     * five base pointers, row i = ar[i/3] + (i%3)*rsa, which x86 addressing modes express
+     * directly (index register scaled by 1, 2, 4 or 8), so the loop needs few registers. */
+    const double *ar[5];
+#pragma GCC unroll 5
+    for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
+    __m512d acc[A512_D_MR][2];
+TGL_UNROLL_ROWS
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = _mm512_setzero_pd();
+        acc[i][1] = _mm512_setzero_pd();
+    }
+TGL_UNROLL_P
+    for (int64_t p = 0; p < kc; p++) {
+        __m512d b0 = _mm512_loadu_pd(bp);
+        __m512d b1 = NV > 1 ? _mm512_loadu_pd(bp + 8) : b0;
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512d av = _mm512_set1_pd(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+            acc[i][0] = _mm512_fmadd_pd(av, b0, acc[i][0]);
+            if (NV > 1) acc[i][1] = _mm512_fmadd_pd(av, b1, acc[i][1]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_D_MR;
+        }
+        bp += ldbp;
+    }
+    int last = nr - 8 * (NV - 1);
+    __mmask8 mk = last >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << last) - 1u);
+    __m512d va = _mm512_set1_pd(alpha);
+    if (beta == 0.0 && alpha == 1.0) { /* the common case: plain stores */
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            double *cp = c + i * ldc;
+            if (NV > 1) _mm512_storeu_pd(cp, acc[i][0]);
+            _mm512_mask_storeu_pd(cp + 8 * (NV - 1), mk, acc[i][NV - 1]);
+        }
+    } else if (beta == 0.0) {
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            double *cp = c + i * ldc;
+            if (NV > 1) _mm512_storeu_pd(cp, _mm512_mul_pd(va, acc[i][0]));
+            _mm512_mask_storeu_pd(cp + 8 * (NV - 1), mk, _mm512_mul_pd(va, acc[i][NV - 1]));
+        }
+    } else {
+        __m512d vb = _mm512_set1_pd(beta);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            double *cp = c + i * ldc;
+            if (NV > 1)
+                _mm512_storeu_pd(cp, _mm512_fmadd_pd(vb, _mm512_loadu_pd(cp),
+                                                     _mm512_mul_pd(va, acc[i][0])));
+            double *cl = cp + 8 * (NV - 1);
+            _mm512_mask_storeu_pd(cl, mk,
+                                  _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(mk, cl),
+                                                  _mm512_mul_pd(va, acc[i][NV - 1])));
+        }
+    }
+}
+
+/* Each (rows, vectors, A-in-place) combination is its own small function, reached through a
+ * table: cheaper than a switch at run time, and much cheaper to compile than one giant function
+ * (sanitizer builds with -g choke on that). */
+#define DEF_512(PFX, T, MRv, NVv, DIRv)                                                        \
+    static T512 void PFX##512_##DIRv##_##NVv##_##MRv(int64_t kc, const T *ap, int64_t rsa,     \
+                                                      const T *bp, int64_t ldbp, T *c,         \
+                                                      int64_t ldc, T alpha, T beta, int nr) {  \
+        PFX##512_body(MRv, NVv, DIRv, kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);         \
+    }
+#define DEF_512_ROWS(PFX, T, NVv, DIRv)                                                        \
+    DEF_512(PFX, T, 1, NVv, DIRv) DEF_512(PFX, T, 2, NVv, DIRv) DEF_512(PFX, T, 3, NVv, DIRv)  \
+    DEF_512(PFX, T, 4, NVv, DIRv) DEF_512(PFX, T, 5, NVv, DIRv) DEF_512(PFX, T, 6, NVv, DIRv)  \
+    DEF_512(PFX, T, 7, NVv, DIRv) DEF_512(PFX, T, 8, NVv, DIRv) DEF_512(PFX, T, 9, NVv, DIRv)  \
+    DEF_512(PFX, T, 10, NVv, DIRv) DEF_512(PFX, T, 11, NVv, DIRv)                              \
+    DEF_512(PFX, T, 12, NVv, DIRv) DEF_512(PFX, T, 13, NVv, DIRv)                              \
+    DEF_512(PFX, T, 14, NVv, DIRv)
+#define ROWS_512(PFX, NVv, DIRv)                                                               \
+    {NULL, PFX##512_##DIRv##_##NVv##_1, PFX##512_##DIRv##_##NVv##_2,                           \
+     PFX##512_##DIRv##_##NVv##_3, PFX##512_##DIRv##_##NVv##_4, PFX##512_##DIRv##_##NVv##_5,    \
+     PFX##512_##DIRv##_##NVv##_6, PFX##512_##DIRv##_##NVv##_7, PFX##512_##DIRv##_##NVv##_8,    \
+     PFX##512_##DIRv##_##NVv##_9, PFX##512_##DIRv##_##NVv##_10, PFX##512_##DIRv##_##NVv##_11,  \
+     PFX##512_##DIRv##_##NVv##_12, PFX##512_##DIRv##_##NVv##_13,                               \
+     PFX##512_##DIRv##_##NVv##_14}
+
+DEF_512_ROWS(s, float, 1, 0)
+DEF_512_ROWS(s, float, 2, 0)
+DEF_512_ROWS(s, float, 1, 1)
+DEF_512_ROWS(s, float, 2, 1)
+DEF_512_ROWS(d, double, 1, 0)
+DEF_512_ROWS(d, double, 2, 0)
+DEF_512_ROWS(d, double, 1, 1)
+DEF_512_ROWS(d, double, 2, 1)
+
+typedef void (*s512_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
+                        float, float, int);
+typedef void (*d512_fn)(int64_t, const double *, int64_t, const double *, int64_t, double *,
+                        int64_t, double, double, int);
+/* [A in place][vectors - 1][rows] */
+static const s512_fn s512_table[2][2][A512_S_MR + 1] = {
+    {ROWS_512(s, 1, 0), ROWS_512(s, 2, 0)}, {ROWS_512(s, 1, 1), ROWS_512(s, 2, 1)}};
+static const d512_fn d512_table[2][2][A512_D_MR + 1] = {
+    {ROWS_512(d, 1, 0), ROWS_512(d, 2, 0)}, {ROWS_512(d, 1, 1), ROWS_512(d, 2, 1)}};
+
+static void ukr_s512(int64_t kc, const float *ap, int64_t rsa, const float *bp, int64_t ldbp,
+                     float *c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+    s512_table[rsa != 0][nr > 16][mr](kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);
+}
+
+static void ukr_d512(int64_t kc, const double *ap, int64_t rsa, const double *bp, int64_t ldbp,
+                     double *c, int64_t ldc, double alpha, double beta, int mr, int nr) {
+    d512_table[rsa != 0][nr > 8][mr](kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);
+}
+
+/* ---------------------------------------------------------------------------- AVX2 + FMA */
+#define TAVX2 __attribute__((target("avx2,fma")))
+
+#define A2_S_MR 6
+#define A2_S_NR 16
+#define A2_D_MR 6
+#define A2_D_NR 8
+
+static TAVX2 void ukr_s_avx2(int64_t kc, const float *ap, int64_t rsa, const float *bp,
+                             int64_t ldbp, float *c, int64_t ldc, float alpha, float beta, int mr,
+                             int nr) {
+    (void)rsa; /* this path always packs A */
+    __m256 acc[A2_S_MR][2];
+    for (int i = 0; i < A2_S_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+TGL_UNROLL_P
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < A2_S_MR; i++) {
+            __m256 av = _mm256_broadcast_ss(ap + i);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        ap += A2_S_MR;
+        bp += ldbp;
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    if (mr == A2_S_MR && nr == A2_S_NR) {
+        __m256 vb = _mm256_set1_ps(beta);
+        for (int i = 0; i < A2_S_MR; i++)
+            for (int v = 0; v < 2; v++) {
+                float *cp = c + i * ldc + 8 * v;
+                __m256 r = _mm256_mul_ps(va, acc[i][v]);
+                if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
+                _mm256_storeu_ps(cp, r);
+            }
+    } else {
+        float tile[A2_S_MR * A2_S_NR];
+        for (int i = 0; i < A2_S_MR; i++) {
+            _mm256_storeu_ps(tile + i * A2_S_NR, acc[i][0]);
+            _mm256_storeu_ps(tile + i * A2_S_NR + 8, acc[i][1]);
+        }
+        STORE_TILE_SCALAR(float, tile, A2_S_NR, c, ldc, alpha, beta, mr, nr);
+    }
+}
+
+static TAVX2 void ukr_d_avx2(int64_t kc, const double *ap, int64_t rsa, const double *bp,
+                             int64_t ldbp, double *c, int64_t ldc, double alpha, double beta,
+                             int mr, int nr) {
+    (void)rsa; /* this path always packs A */
+    __m256d acc[A2_D_MR][2];
+    for (int i = 0; i < A2_D_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
+TGL_UNROLL_P
+    for (int64_t p = 0; p < kc; p++) {
+        __m256d b0 = _mm256_loadu_pd(bp), b1 = _mm256_loadu_pd(bp + 4);
+#pragma GCC unroll 6
+        for (int i = 0; i < A2_D_MR; i++) {
+            __m256d av = _mm256_broadcast_sd(ap + i);
+            acc[i][0] = _mm256_fmadd_pd(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_pd(av, b1, acc[i][1]);
+        }
+        ap += A2_D_MR;
+        bp += ldbp;
+    }
+    __m256d va = _mm256_set1_pd(alpha);
+    if (mr == A2_D_MR && nr == A2_D_NR) {
+        __m256d vb = _mm256_set1_pd(beta);
+        for (int i = 0; i < A2_D_MR; i++)
+            for (int v = 0; v < 2; v++) {
+                double *cp = c + i * ldc + 4 * v;
+                __m256d r = _mm256_mul_pd(va, acc[i][v]);
+                if (beta != 0.0) r = _mm256_fmadd_pd(vb, _mm256_loadu_pd(cp), r);
+                _mm256_storeu_pd(cp, r);
+            }
+    } else {
+        double tile[A2_D_MR * A2_D_NR];
+        for (int i = 0; i < A2_D_MR; i++) {
+            _mm256_storeu_pd(tile + i * A2_D_NR, acc[i][0]);
+            _mm256_storeu_pd(tile + i * A2_D_NR + 4, acc[i][1]);
+        }
+        STORE_TILE_SCALAR(double, tile, A2_D_NR, c, ldc, alpha, beta, mr, nr);
+    }
+}
+#endif /* TGL_X86 */
+
+/* ========================================================================================== */
+/* Packing                                                                                     */
+/* ========================================================================================== */
+/* pack_a(ta, mc, kc, a, lda, ap, MR): the A block op(A)[0:mc, 0:kc], where
+ *   op(A)(i, p) = ta ? a[p*lda + i] : a[i*lda + p],
+ * goes to ap as micro-panels of MR rows: panel r (rows r*MR..) at ap + r*MR*kc, element (i, p)
+ * at [p*MR + i]. Rows past mc in the last panel are not written (the kernel does not read them).
+ *
+ * pack_b(tb, kc, nc, b, ldb, bp, NR): the B block op(B)[0:kc, 0:nc], where
+ *   op(B)(p, j) = tb ? b[j*ldb + p] : b[p*ldb + j],
+ * goes to bp as micro-panels of NR columns: panel s at bp + s*NR*kc, element (p, j) at
+ * [p*NR + j], zero-padded to NR columns. */
+typedef void (*pack_s_t)(int, int64_t, int64_t, const float *, int64_t, float *, int);
+typedef void (*pack_d_t)(int, int64_t, int64_t, const double *, int64_t, double *, int);
+
+/* Plain C packing, for any MR / NR (used by the portable and AVX2 paths). */
+#define DEFINE_PACK_GENERIC(T, PFX)                                                            \
+    static void PFX##_pack_a_generic(int ta, int64_t mc, int64_t kc, const T *a, int64_t lda,  \
+                                     T *ap, int MR) {                                          \
+        for (int64_t ir = 0; ir < mc; ir += MR) {                                              \
+            int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                                       \
+            T *dst = ap + ir * kc;                                                             \
+            if (ta) {                                                                          \
+                for (int64_t p = 0; p < kc; p++) {                                             \
+                    const T *src = a + p * lda + ir;                                           \
+                    for (int i = 0; i < mr; i++) dst[p * MR + i] = src[i];                     \
+                }                                                                              \
+            } else {                                                                           \
+                for (int i = 0; i < mr; i++) {                                                 \
+                    const T *src = a + (ir + i) * lda;                                         \
+                    for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = src[p];                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    static void PFX##_pack_b_generic(int tb, int64_t kc, int64_t nc, const T *b, int64_t ldb,  \
+                                     T *bp, int NR) {                                          \
+        for (int64_t jr = 0; jr < nc; jr += NR) {                                              \
+            int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                                       \
+            T *dst = bp + jr * kc;                                                             \
+            if (!tb) {                                                                         \
+                for (int64_t p = 0; p < kc; p++) {                                             \
+                    const T *src = b + p * ldb + jr;                                           \
+                    T *d = dst + p * NR;                                                       \
+                    int j = 0;                                                                 \
+                    for (; j < nr; j++) d[j] = src[j];                                         \
+                    for (; j < NR; j++) d[j] = 0;                                              \
+                }                                                                              \
+            } else {                                                                           \
+                for (int j = 0; j < nr; j++) {                                                 \
+                    const T *src = b + (jr + j) * ldb;                                         \
+                    for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = src[p];                 \
+                }                                                                              \
+                if (nr < NR)                                                                   \
+                    for (int64_t p = 0; p < kc; p++)                                           \
+                        for (int j = nr; j < NR; j++) dst[p * NR + j] = 0;                     \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+DEFINE_PACK_GENERIC(float, s)
+DEFINE_PACK_GENERIC(double, d)
+
+#if TGL_X86
+/* AVX-512 packing for the 14 x 32 (float) and 14 x 16 (double) tiles. Copies along contiguous
+ * memory are (masked) vector loads/stores. The transposing cases (untransposed A: the panel
+ * is read row by row but stored column by column; transposed B likewise) load a 16 x 16
+ * (float) or 8 x 8 (double) block, transpose it in registers with unpack/shuffle instructions
+ * and store the columns: about 4 shuffles per 16 floats, instead of one scalar store each. */
+
+/* In-register transpose of r[0..15] (rows) into r[0..15] (columns). */
+static TGL_ALWAYS_INLINE T512 void tr16x16_ps(__m512 r[16]) {
+    __m512 t[16], s[16];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) {
+        t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
+        s[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        s[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        s[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        s[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* s[4q + c] holds, for rows 4q..4q+3, columns c, c+4, c+8, c+12 in its four 128-bit lanes */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        __m512 u0 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88);
+        __m512 v0 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88);
+        __m512 u1 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xdd);
+        __m512 v1 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_f32x4(u0, v0, 0x88);
+        r[c + 8] = _mm512_shuffle_f32x4(u0, v0, 0xdd);
+        r[c + 4] = _mm512_shuffle_f32x4(u1, v1, 0x88);
+        r[c + 12] = _mm512_shuffle_f32x4(u1, v1, 0xdd);
+    }
+}
+
+/* In-register transpose of r[0..7] (rows of 8 doubles) into columns. */
+static TGL_ALWAYS_INLINE T512 void tr8x8_pd(__m512d r[8]) {
+    __m512d t[8], u[8];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        t[2 * q] = _mm512_unpacklo_pd(r[2 * q], r[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_pd(r[2 * q], r[2 * q + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        u[4 * h + 0] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);
+        u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);
+        u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);
+        u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0x88);
+        r[c + 4] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0xdd);
+    }
+}
+
+static TGL_ALWAYS_INLINE __mmask16 mask16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+static TGL_ALWAYS_INLINE __mmask8 mask8(int64_t n) {
+    return n >= 8 ? (__mmask8)0xFF : n <= 0 ? (__mmask8)0 : (__mmask8)((1u << n) - 1u);
+}
+
+/* rows x 16 block of a row-major matrix (row stride ld, `cols` valid columns), transposed:
+ * out[q] = column q (lane i = row i; rows >= `rows` are zero). */
+static TGL_ALWAYS_INLINE T512 void load_tr16_ps(const float *src, int64_t ld, int rows,
+                                                 __mmask16 colmask, __m512 out[16]) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        out[i] = i < rows ? _mm512_maskz_loadu_ps(colmask, src + i * ld) : _mm512_setzero_ps();
+    tr16x16_ps(out);
+}
+static TGL_ALWAYS_INLINE T512 void load_tr8_pd(const double *src, int64_t ld, int rows,
+                                                __mmask8 colmask, __m512d out[8]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        out[i] = i < rows ? _mm512_maskz_loadu_pd(colmask, src + i * ld) : _mm512_setzero_pd();
+    tr8x8_pd(out);
+}
+
+static T512 void s512_pack_a(int ta, int64_t mc, int64_t kc, const float *a, int64_t lda,
+                             float *ap, int MR) {
+    (void)MR;
+    for (int64_t ir = 0; ir < mc; ir += A512_S_MR) {
+        int mr = (int)TGL_MIN((int64_t)A512_S_MR, mc - ir);
+        __mmask16 mm = mask16(mr);
+        float *dst = ap + ir * kc;
+        if (ta) {
+            const float *src = a + ir;
+            for (int64_t p = 0; p < kc; p++)
+                _mm512_mask_storeu_ps(dst + p * A512_S_MR, mm,
+                                      _mm512_maskz_loadu_ps(mm, src + p * lda));
+        } else {
+            const float *src = a + ir * lda;
+            for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+                int pn = (int)TGL_MIN((int64_t)16, kc - p0);
+                __m512 col[16];
+                load_tr16_ps(src + p0, lda, mr, mask16(pn), col);
+                float *d = dst + p0 * A512_S_MR;
+                if (pn == 16) {
+#pragma GCC unroll 16
+                    for (int q = 0; q < 16; q++)
+                        _mm512_mask_storeu_ps(d + q * A512_S_MR, mm, col[q]);
+                } else {
+                    for (int q = 0; q < pn; q++)
+                        _mm512_mask_storeu_ps(d + q * A512_S_MR, mm, col[q]);
+                }
+            }
+        }
+    }
+}
+
+static T512 void s512_pack_b(int tb, int64_t kc, int64_t nc, const float *b, int64_t ldb,
+                             float *bp, int NR) {
+    (void)NR;
+    for (int64_t jr = 0; jr < nc; jr += A512_S_NR) {
+        int nr = (int)TGL_MIN((int64_t)A512_S_NR, nc - jr);
+        float *dst = bp + jr * kc;
+        if (!tb) {
+            __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
+            const float *src = b + jr;
+            for (int64_t p = 0; p < kc; p++) {
+                _mm512_store_ps(dst + p * 32, _mm512_maskz_loadu_ps(m0, src + p * ldb));
+                _mm512_store_ps(dst + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + p * ldb + 16));
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                int rows = (int)TGL_MIN((int64_t)16, nr - 16 * h);
+                const float *src = b + (jr + 16 * h) * ldb;
+                for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+                    int pn = (int)TGL_MIN((int64_t)16, kc - p0);
+                    float *d = dst + p0 * 32 + 16 * h;
+                    if (rows <= 0) {
+                        for (int q = 0; q < pn; q++) _mm512_store_ps(d + q * 32, _mm512_setzero_ps());
+                        continue;
+                    }
+                    __m512 col[16];
+                    load_tr16_ps(src + p0, ldb, rows, mask16(pn), col);
+                    if (pn == 16) {
+#pragma GCC unroll 16
+                        for (int q = 0; q < 16; q++) _mm512_store_ps(d + q * 32, col[q]);
+                    } else {
+                        for (int q = 0; q < pn; q++) _mm512_store_ps(d + q * 32, col[q]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static T512 void d512_pack_a(int ta, int64_t mc, int64_t kc, const double *a, int64_t lda,
+                             double *ap, int MR) {
+    (void)MR;
+    for (int64_t ir = 0; ir < mc; ir += A512_D_MR) {
+        int mr = (int)TGL_MIN((int64_t)A512_D_MR, mc - ir);
+        __mmask8 m0 = mask8(mr), m1 = mask8(mr - 8);
+        double *dst = ap + ir * kc;
+        if (ta) {
+            const double *src = a + ir;
+            for (int64_t p = 0; p < kc; p++) {
+                double *d = dst + p * A512_D_MR;
+                const double *s = src + p * lda;
+                _mm512_mask_storeu_pd(d, m0, _mm512_maskz_loadu_pd(m0, s));
+                if (m1) _mm512_mask_storeu_pd(d + 8, m1, _mm512_maskz_loadu_pd(m1, s + 8));
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                int rows = mr - 8 * h;
+                if (rows <= 0) break;
+                __mmask8 mh = h ? m1 : m0;
+                const double *src = a + (ir + 8 * h) * lda;
+                for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+                    int pn = (int)TGL_MIN((int64_t)8, kc - p0);
+                    __m512d col[8];
+                    load_tr8_pd(src + p0, lda, rows, mask8(pn), col);
+                    double *d = dst + p0 * A512_D_MR + 8 * h;
+                    if (pn == 8) {
+#pragma GCC unroll 8
+                        for (int q = 0; q < 8; q++) _mm512_mask_storeu_pd(d + q * A512_D_MR, mh, col[q]);
+                    } else {
+                        for (int q = 0; q < pn; q++) _mm512_mask_storeu_pd(d + q * A512_D_MR, mh, col[q]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static T512 void d512_pack_b(int tb, int64_t kc, int64_t nc, const double *b, int64_t ldb,
+                             double *bp, int NR) {
+    (void)NR;
+    for (int64_t jr = 0; jr < nc; jr += A512_D_NR) {
+        int nr = (int)TGL_MIN((int64_t)A512_D_NR, nc - jr);
+        double *dst = bp + jr * kc;
+        if (!tb) {
+            __mmask8 m0 = mask8(nr), m1 = mask8(nr - 8);
+            const double *src = b + jr;
+            for (int64_t p = 0; p < kc; p++) {
+                _mm512_store_pd(dst + p * 16, _mm512_maskz_loadu_pd(m0, src + p * ldb));
+                _mm512_store_pd(dst + p * 16 + 8, _mm512_maskz_loadu_pd(m1, src + p * ldb + 8));
+            }
+        } else {
+            for (int h = 0; h < 2; h++) {
+                int rows = (int)TGL_MIN((int64_t)8, nr - 8 * h);
+                const double *src = b + (jr + 8 * h) * ldb;
+                for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+                    int pn = (int)TGL_MIN((int64_t)8, kc - p0);
+                    double *d = dst + p0 * 16 + 8 * h;
+                    if (rows <= 0) {
+                        for (int q = 0; q < pn; q++) _mm512_store_pd(d + q * 16, _mm512_setzero_pd());
+                        continue;
+                    }
+                    __m512d col[8];
+                    load_tr8_pd(src + p0, ldb, rows, mask8(pn), col);
+                    if (pn == 8) {
+#pragma GCC unroll 8
+                        for (int q = 0; q < 8; q++) _mm512_store_pd(d + q * 16, col[q]);
+                    } else {
+                        for (int q = 0; q < pn; q++) _mm512_store_pd(d + q * 16, col[q]);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif /* TGL_X86 */
+
+/* ========================================================================================== */
+/* Paths and run-time dispatch                                                                 */
+/* ========================================================================================== */
+
+struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a; };
+struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a; };
+
+/* index = path code: 0 portable, 1 AVX2+FMA, 2 AVX-512F */
+static const struct spath g_spaths[3] = {
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+#if TGL_X86
+    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0},
+    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1},
+#else
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+#endif
+};
+static const struct dpath g_dpaths[3] = {
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+#if TGL_X86
+    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0},
+    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1},
+#else
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+#endif
+};
+
+static int g_force_portable = 0;
+static int g_cpu_path = -1; /* detected on first use (every thread would find the same) */
+
+static int detect_cpu_path(void) {
+#if TGL_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+int tgl_gemm_path(void) {
+    if (__atomic_load_n(&g_force_portable, __ATOMIC_RELAXED)) return 0;
+    int path = __atomic_load_n(&g_cpu_path, __ATOMIC_RELAXED);
+    if (path < 0) {
+        path = detect_cpu_path();
+        __atomic_store_n(&g_cpu_path, path, __ATOMIC_RELAXED);
+    }
+    return path;
+}
+
+int tgl_gemm_set_portable(int force) {
+    __atomic_store_n(&g_force_portable, force != 0, __ATOMIC_RELAXED);
+    return tgl_gemm_path();
+}
+
+/* ========================================================================================== */
+/* Thread-local packing buffers, grown on demand (no malloc per call in the steady state)      */
+/* ========================================================================================== */
+
+static __thread void *tl_buf = NULL;
+static __thread size_t tl_cap = 0;
+
+static void *get_buffer(size_t bytes) {
+    if (bytes > tl_cap) {
+        void *p = NULL;
+        size_t cap = bytes + (bytes >> 2) + 4096; /* headroom: avoid regrowing by a few bytes */
+        cap = (cap + 4095) & ~(size_t)4095;
+        if (posix_memalign(&p, 64, cap) != 0) return NULL;
+        free(tl_buf);
+        tl_buf = p;
+        tl_cap = cap;
+    }
+    return tl_buf;
+}
+
+static int resolve_threads(int num_threads) {
+#ifdef _OPENMP
+    if (num_threads <= 0) num_threads = omp_get_max_threads();
+    return num_threads < 1 ? 1 : num_threads;
+#else
+    (void)num_threads;
+    return 1;
+#endif
+}
+
+/* Threads worth using for `flops` of work: at least MIN_FLOPS_PER_THREAD each. */
+static int threads_for(double flops, int nt) {
+    double useful = flops / MIN_FLOPS_PER_THREAD;
+    if (useful < (double)nt) nt = useful < 1.0 ? 1 : (int)useful;
+    return nt;
+}
+
+/* Split nt threads into a tm x tn grid over C (in units of MR x NR tiles): minimise the largest
+ * per-thread area, then the repeated packing (each thread packs m/tm rows of A and n/tn
+ * columns of B). */
+static void thread_grid(int64_t m, int64_t n, int mr, int nr, int nt, int *tm_out, int *tn_out) {
+    int64_t mt = (m + mr - 1) / mr, ntl = (n + nr - 1) / nr;
+    double best = -1, best_pack = 0;
+    int btm = 1, btn = nt;
+    for (int tm = 1; tm <= nt; tm++) {
+        if (nt % tm) continue;
+        int tn = nt / tm;
+        if (tm > mt || tn > ntl) continue;
+        double area = (double)((mt + tm - 1) / tm) * mr * (double)((ntl + tn - 1) / tn) * nr;
+        double pack = (double)m / tm + (double)n / tn;
+        if (best < 0 || area < best * 0.999 || (area < best * 1.001 && pack < best_pack)) {
+            best = area;
+            best_pack = pack;
+            btm = tm;
+            btn = tn;
+        }
+    }
+    if (best < 0) { /* fewer tiles than threads in both directions */
+        btm = 1;
+        btn = (int)TGL_MIN((int64_t)nt, ntl);
+        if (mt > ntl) { btm = (int)TGL_MIN((int64_t)nt, mt); btn = 1; }
+    }
+    *tm_out = btm;
+    *tn_out = btn;
+}
+
+/* Split `total` into the fewest blocks of at most `limit` (limit a multiple of `unit`), all of
+ * about equal size, rounded up to a multiple of `unit`; returns the block size. */
+static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
+    if (total <= limit) return total;
+    int64_t nblocks = (total + limit - 1) / limit;
+    int64_t size = (total + nblocks - 1) / nblocks;
+    size = (size + unit - 1) / unit * unit;
+    return TGL_MIN(size, limit);
+}
+
+/* ========================================================================================== */
+/* Packing and the blocked driver, once per element type                                       */
+/* ========================================================================================== */
+
+#define DEFINE_GEMM(T, PFX, PATHS, PATHTYPE)                                                   \
+                                                                                               \
+    /* C := beta*C (the whole product when k == 0 or alpha == 0). */                           \
+    static void PFX##_scale_c(int64_t m, int64_t n, T beta, T *c, int64_t ldc) {               \
+        for (int64_t i = 0; i < m; i++) {                                                      \
+            T *row = c + i * ldc;                                                              \
+            if (beta == (T)0)                                                                  \
+                memset(row, 0, (size_t)n * sizeof(T));                                         \
+            else if (beta != (T)1)                                                             \
+                for (int64_t j = 0; j < n; j++) row[j] *= beta;                                \
+        }                                                                                      \
+    }                                                                                          \
+                                                                                               \
+    /* The sequential blocked algorithm (see the comment at the top). m, n, k >= 1. */         \
+    static void PFX##_gemm_seq(const PATHTYPE *P, int ta, int tb, int64_t m, int64_t n,        \
+                               int64_t k, T alpha, const T *A, int64_t lda, const T *B,        \
+                               int64_t ldb, T beta, T *C, int64_t ldc) {                       \
+        const int MR = P->mr, NR = P->nr;                                                      \
+        /* Read A or B in place when packing would not pay (see "Small problems" above). */    \
+        const int direct_b =                                                                   \
+            !tb && (m <= (int64_t)MR * DIRECT_B_MAX_M_PANELS ||                                \
+                    ((double)k * (double)n * sizeof(T) <= DIRECT_B_MAX_BYTES &&                \
+                     (ldb * (int64_t)sizeof(T)) % 4096 != 0));                                 \
+        const int direct_a = P->direct_a && !ta && lda > 0 &&                                  \
+                             (double)m * (double)k * sizeof(T) <= DIRECT_A_MAX_BYTES &&        \
+                             (lda * (int64_t)sizeof(T)) % 4096 != 0;                           \
+        /* Block sizes: as many blocks as the limits P->mc/kc/nc require, then equal-sized     \
+         * (so k = KC + 1 gives two blocks of about KC/2, not KC and 1). */                    \
+        const int64_t MC = balanced_block(m, P->mc, MR);                                       \
+        const int64_t KC = balanced_block(k, P->kc, 1);                                        \
+        const int64_t NC = direct_b ? n : balanced_block(n, P->nc, NR);                        \
+        /* A block (MC rounded up to MR rows) + B block (NC rounded up to NR columns, or one   \
+         * edge panel when B is read in place). */                                             \
+        size_t a_elems = direct_a ? 0 : (size_t)((MC + MR - 1) / MR * MR) * (size_t)KC;        \
+        size_t b_elems = direct_b ? (size_t)NR * (size_t)KC                                    \
+                                  : (size_t)((NC + NR - 1) / NR * NR) * (size_t)KC;            \
+        a_elems = (a_elems + 15) & ~(size_t)15; /* keep the B block 64-byte aligned */         \
+        T *ap = (T *)get_buffer((a_elems + b_elems) * sizeof(T));                              \
+        if (!ap) { /* out of memory: still give the right answer */                            \
+            PFX##_gemm_naive_impl(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);       \
+            return;                                                                            \
+        }                                                                                      \
+        T *bp = ap + a_elems;                                                                  \
+        for (int64_t ic = 0; ic < m; ic += MC) {                  /* loop 1 */                 \
+            int64_t mc = TGL_MIN(MC, m - ic);                                                  \
+            for (int64_t pc = 0; pc < k; pc += KC) {              /* loop 2 */                 \
+                int64_t kc = TGL_MIN(KC, k - pc);                                              \
+                T beta_eff = pc == 0 ? beta : (T)1;                                            \
+                const T *asrc = ta ? A + pc * lda + ic : A + ic * lda + pc;                    \
+                if (!direct_a) P->pack_a(ta, mc, kc, asrc, lda, ap, MR);                       \
+                for (int64_t jc = 0; jc < n; jc += NC) {          /* loop 3 */                 \
+                    int64_t nc = TGL_MIN(NC, n - jc);                                          \
+                    const T *bsrc = tb ? B + jc * ldb + pc : B + pc * ldb + jc;                \
+                    int64_t nfull = 0; /* columns read in place */                             \
+                    if (direct_b) {                                                            \
+                        nfull = nc / NR * NR;                                                  \
+                        if (nfull < nc) /* the ragged right edge is packed (zero-padded) */    \
+                            P->pack_b(0, kc, nc - nfull, bsrc + nfull, ldb, bp, NR);           \
+                    } else {                                                                   \
+                        P->pack_b(tb, kc, nc, bsrc, ldb, bp, NR);                              \
+                    }                                                                          \
+                    T *cblk = C + ic * ldc + jc;                                               \
+                    for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 4 */                 \
+                        int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                           \
+                        const T *apan = direct_a ? asrc + ir * lda : ap + ir * kc;             \
+                        int64_t rsa = direct_a ? lda : 0;                                      \
+                        T *crow = cblk + ir * ldc;                                             \
+                        for (int64_t jr = 0; jr < nc; jr += NR) { /* loop 5 */                 \
+                            int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                       \
+                            if (jr < nfull)                                                    \
+                                P->ukr(kc, apan, rsa, bsrc + jr, ldb, crow + jr, ldc, alpha,   \
+                                       beta_eff, mr, nr);                                      \
+                            else                                                               \
+                                P->ukr(kc, apan, rsa, direct_b ? bp : bp + jr * kc, NR,        \
+                                       crow + jr, ldc, alpha, beta_eff, mr, nr);               \
+                        }                                                                      \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+                                                                                               \
+    /* One product with up to nt threads (no nesting: each thread runs _gemm_seq). */          \
+    static void PFX##_gemm_mt(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,        \
+                              const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C,  \
+                              int64_t ldc, int nt) {                                           \
+        if (m <= 0 || n <= 0) return;                                                          \
+        if (k <= 0 || alpha == (T)0) {                                                         \
+            PFX##_scale_c(m, n, beta, C, ldc);                                                 \
+            return;                                                                            \
+        }                                                                                      \
+        const PATHTYPE *P = &PATHS[tgl_gemm_path()];                                           \
+        nt = threads_for(2.0 * (double)m * (double)n * (double)k, nt);                         \
+        if (nt <= 1) {                                                                         \
+            PFX##_gemm_seq(P, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);           \
+            return;                                                                            \
+        }                                                                                      \
+        int tm, tn;                                                                            \
+        thread_grid(m, n, P->mr, P->nr, nt, &tm, &tn);                                         \
+        int64_t mt = (m + P->mr - 1) / P->mr, ntl = (n + P->nr - 1) / P->nr;                   \
+        PFX##_parallel_grid(P, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, tm, tn,   \
+                            mt, ntl);                                                          \
+    }
+
+/* The OpenMP region lives in its own small function per type (kept out of the macro so the
+ * pragma is easy to read). */
+#define DEFINE_PARALLEL_GRID(T, PFX, PATHTYPE)                                                 \
+    static void PFX##_parallel_grid(const PATHTYPE *P, int ta, int tb, int64_t m, int64_t n,   \
+                                    int64_t k, T alpha, const T *A, int64_t lda, const T *B,   \
+                                    int64_t ldb, T beta, T *C, int64_t ldc, int tm, int tn,    \
+                                    int64_t mt, int64_t ntl) {                                 \
+        int nthreads = tm * tn;                                                                \
+        (void)nthreads;                                                                        \
+        TGL_OMP("omp parallel for num_threads(nthreads) schedule(static, 1)")                  \
+        for (int t = 0; t < tm * tn; t++) {                                                    \
+            int ti = t / tn, tj = t % tn;                                                      \
+            int64_t i0 = mt * ti / tm * P->mr, i1 = TGL_MIN(m, mt * (ti + 1) / tm * P->mr);    \
+            int64_t j0 = ntl * tj / tn * P->nr, j1 = TGL_MIN(n, ntl * (tj + 1) / tn * P->nr);  \
+            if (i0 >= i1 || j0 >= j1) continue;                                                \
+            PFX##_gemm_seq(P, ta, tb, i1 - i0, j1 - j0, k, alpha,                              \
+                           ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb,   \
+                           beta, C + i0 * ldc + j0, ldc);                                      \
+        }                                                                                      \
+    }
+
+/* The naive loop under a name the macros can reach (used if a buffer cannot be allocated). */
+static void s_gemm_naive_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                              const float *a, int64_t lda, const float *b, int64_t ldb,
+                              float beta, float *c, int64_t ldc) {
+    tgl_sgemm_naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static void d_gemm_naive_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                              const double *a, int64_t lda, const double *b, int64_t ldb,
+                              double beta, double *c, int64_t ldc) {
+    tgl_dgemm_naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void s_gemm_seq(const struct spath *, int, int, int64_t, int64_t, int64_t, float,
+                       const float *, int64_t, const float *, int64_t, float, float *, int64_t);
+static void d_gemm_seq(const struct dpath *, int, int, int64_t, int64_t, int64_t, double,
+                       const double *, int64_t, const double *, int64_t, double, double *,
+                       int64_t);
+DEFINE_PARALLEL_GRID(float, s, struct spath)
+DEFINE_PARALLEL_GRID(double, d, struct dpath)
+DEFINE_GEMM(float, s, g_spaths, struct spath)
+DEFINE_GEMM(double, d, g_dpaths, struct dpath)
+
+/* ========================================================================================== */
+/* Public entry points                                                                         */
+/* ========================================================================================== */
+
+void tgl_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc, int num_threads) {
+    s_gemm_mt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+              resolve_threads(num_threads));
+}
+
+void tgl_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+               const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
+               int64_t ldc, int num_threads) {
+    d_gemm_mt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+              resolve_threads(num_threads));
+}
+
+/* Batched: either the batch entries are spread over the threads (each product sequential), or
+ * the products run one after another with the threads inside each; never both (no nested
+ * parallel regions). A broadcast B (stride_b == 0) with contiguous, untransposed A and C
+ * stacks turns into one tall product. */
+#define DEFINE_BATCHED(T, PFX, PATHS)                                                          \
+    static void PFX##_gemm_batched(int ta, int tb, int64_t batch, int64_t m, int64_t n,        \
+                                   int64_t k, T alpha, const T *a, int64_t lda, int64_t sa,    \
+                                   const T *b, int64_t ldb, int64_t sb, T beta, T *c,          \
+                                   int64_t ldc, int64_t sc, int num_threads) {                 \
+        if (batch <= 0 || m <= 0 || n <= 0) return;                                            \
+        int nt = resolve_threads(num_threads);                                                 \
+        if (batch == 1) {                                                                      \
+            PFX##_gemm_mt(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nt);           \
+            return;                                                                            \
+        }                                                                                      \
+        if (sb == 0 && !ta && sa == m * lda && sc == m * ldc) {                                \
+            PFX##_gemm_mt(ta, tb, batch * m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nt);   \
+            return;                                                                            \
+        }                                                                                      \
+        double flops = 2.0 * (double)m * (double)n * (double)(k > 0 ? k : 1);                  \
+        int ntb = threads_for(flops * (double)batch, nt);                                      \
+        /* Over the batch when it divides evenly or is long enough to balance, and the output  \
+         * matrices are distinct (sc == 0 would make threads race on one C). */                \
+        if (ntb > 1 && sc != 0 && (batch % ntb == 0 || batch >= 4 * ntb)) {                    \
+            TGL_OMP("omp parallel for num_threads(ntb) schedule(static)")                     \
+            for (int64_t i = 0; i < batch; i++)                                                \
+                PFX##_gemm_mt(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,  \
+                              c + i * sc, ldc, 1);                                             \
+            return;                                                                            \
+        }                                                                                      \
+        for (int64_t i = 0; i < batch; i++)                                                    \
+            PFX##_gemm_mt(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,      \
+                          c + i * sc, ldc, nt);                                                \
+    }
+
+DEFINE_BATCHED(float, s, g_spaths)
+DEFINE_BATCHED(double, d, g_dpaths)
+
+void tgl_sgemm_batched(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float *a, int64_t lda, int64_t stride_a,
+                       const float *b, int64_t ldb, int64_t stride_b, float beta, float *c,
+                       int64_t ldc, int64_t stride_c, int num_threads) {
+    s_gemm_batched(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                   beta, c, ldc, stride_c, num_threads);
+}
+
+void tgl_dgemm_batched(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
+                       double alpha, const double *a, int64_t lda, int64_t stride_a,
+                       const double *b, int64_t ldb, int64_t stride_b, double beta, double *c,
+                       int64_t ldc, int64_t stride_c, int num_threads) {
+    d_gemm_batched(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                   beta, c, ldc, stride_c, num_threads);
+}

@@ -1,0 +1,238 @@
+/* Body of the softmax-family kernels, written once for an element type T.
+ *
+ * softmax.c includes this file twice: with T = float (names end in _f32, VEXP = tgl_exp_f32)
+ * and with T = double (_f64, tgl_exp_f64). Read it as ordinary C with T standing for the type.
+ */
+#ifndef TGL_FN
+#define TGL_PASTE2(a, b) a##_##b
+#define TGL_PASTE(a, b) TGL_PASTE2(a, b)
+#define TGL_FN(name) TGL_PASTE(name, SFX)
+#endif
+
+/* The streaming pass over one row ("online softmax", see the top of softmax.c).
+ *
+ * Computes m = max(x) and s = sum(exp(x - m)) (s in double) in one read of x. When e is not
+ * NULL it also writes e[i] = exp(x[i] - m_c), where m_c is the running max when x[i]'s chunk was
+ * processed (kept in chunk_max[c]); the caller rescales chunk c by exp(m_c - m) afterwards, while
+ * e is still in cache. That way each element costs one exp, and x is read from memory once. */
+TGL_INLINE
+static void TGL_FN(row_online_pass)(const T *x, int64_t n, int64_t chunk, T *e, T *chunk_max,
+                                    T *m_out, double *s_out) {
+    T m = -INFINITY;
+    double s = 0.0;
+    for (int64_t c0 = 0, c = 0; c0 < n; c0 += chunk, c++) {
+        const T *xc = x + c0;
+        const int64_t len = n - c0 < chunk ? n - c0 : chunk;
+
+        T cm = -INFINITY;
+#pragma omp simd reduction(max : cm)
+        for (int64_t i = 0; i < len; i++) cm = xc[i] > cm ? xc[i] : cm;
+
+        if (cm == -INFINITY) {
+            /* Every element is -inf (exp gives 0, nothing to add) -- or NaN, which the max
+             * skipped; a NaN anywhere must make the row NaN, as in NumPy. */
+            for (int64_t i = 0; i < len; i++) {
+                if (xc[i] != xc[i]) s = NAN;
+                if (e) e[c0 + i] = 0;
+            }
+            if (chunk_max) chunk_max[c] = m;
+            continue;
+        }
+        if (cm > m) {
+            /* New record: rescale what was summed relative to the old max. (While m is still
+             * -inf, s is 0 -- or NaN, which must stay NaN -- and needs no rescaling.) */
+            if (m != -INFINITY) s *= exp((double)m - (double)cm);
+            m = cm;
+        }
+        const T mm = m;
+        double cs = 0.0;
+        if (e) {
+            T *ec = e + c0;
+#pragma omp simd reduction(+ : cs)
+            for (int64_t i = 0; i < len; i++) {
+                const T v = VEXP_DIFF(xc[i], mm);
+                ec[i] = v;
+                cs += (double)v;
+            }
+            chunk_max[c] = mm;
+        } else {
+#pragma omp simd reduction(+ : cs)
+            for (int64_t i = 0; i < len; i++) cs += (double)VEXP_DIFF(xc[i], mm);
+        }
+        s += cs;
+    }
+    *m_out = m;
+    *s_out = s;
+}
+
+/* Second half of the online pass: multiply chunk c of e (written by row_online_pass) by
+ * exp(m_c - m) * factor, which turns exp(x - m_c) into exp(x - m) * factor. */
+TGL_INLINE
+static void TGL_FN(row_rescale)(T *e, int64_t n, int64_t chunk, const T *chunk_max, T m,
+                                double factor) {
+    for (int64_t c0 = 0, c = 0; c0 < n; c0 += chunk, c++) {
+        const int64_t len = n - c0 < chunk ? n - c0 : chunk;
+        /* (chunk_max[c] == m for the chunks after the last new record: factor itself.) */
+        const T f = (T)(chunk_max[c] == m ? factor
+                                          : exp((double)chunk_max[c] - (double)m) * factor);
+        T *ec = e + c0;
+#pragma omp simd
+        for (int64_t i = 0; i < len; i++) ec[i] *= f;
+    }
+}
+
+/* Chunk length for a row of n: CHUNK, or longer for very long rows so that the per-chunk maxima
+ * fit a fixed array on the stack (MAX_CHUNKS entries). */
+static inline int64_t TGL_FN(chunk_for)(int64_t n) {
+    if (n <= (int64_t)CHUNK * MAX_CHUNKS) return CHUNK;
+    int64_t c = (n + MAX_CHUNKS - 1) / MAX_CHUNKS;
+    return (c + 63) / 64 * 64;
+}
+
+/* m = max(x) and s = sum(exp(x - m)), without writing anything. */
+TGL_INLINE
+static void TGL_FN(row_max_sumexp)(const T *x, int64_t n, T *m, double *s) {
+    TGL_FN(row_online_pass)(x, n, TGL_FN(chunk_for)(n), NULL, NULL, m, s);
+}
+
+TGL_ROW_KERNEL
+static void TGL_FN(softmax_row)(const T *x, T *y, int64_t n) {
+    T chunk_max[MAX_CHUNKS];
+    const int64_t chunk = TGL_FN(chunk_for)(n);
+    T m;
+    double s;
+    TGL_FN(row_online_pass)(x, n, chunk, y, chunk_max, &m, &s);
+    TGL_FN(row_rescale)(y, n, chunk, chunk_max, m, 1.0 / s);
+}
+
+TGL_ROW_KERNEL
+static void TGL_FN(log_softmax_row)(const T *x, T *y, int64_t n) {
+    T m;
+    double s;
+    TGL_FN(row_max_sumexp)(x, n, &m, &s);
+    const T log_s = (T)log(s);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - log_s;
+}
+
+TGL_ROW_KERNEL
+static void TGL_FN(softmax_backward_row)(const T *y, const T *dy, T *dx, int64_t n) {
+    double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t i = 0; i < n; i++) dot += (double)dy[i] * (double)y[i];
+    const T d = (T)dot;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - d);
+}
+
+TGL_ROW_KERNEL
+static void TGL_FN(log_softmax_backward_row)(const T *y, const T *dy, T *dx, int64_t n) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++) sum += (double)dy[i];
+    const T sd = (T)sum;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] - VEXP(y[i]) * sd;
+}
+
+TGL_ROW_KERNEL
+static double TGL_FN(cross_entropy_row)(const T *x, int64_t n, int64_t t, double scale, T *g) {
+    T m;
+    double s;
+    if (g) {
+        T chunk_max[MAX_CHUNKS];
+        const int64_t chunk = TGL_FN(chunk_for)(n);
+        TGL_FN(row_online_pass)(x, n, chunk, g, chunk_max, &m, &s);
+        TGL_FN(row_rescale)(g, n, chunk, chunk_max, m, scale / s); /* g = softmax * scale */
+    } else {
+        TGL_FN(row_max_sumexp)(x, n, &m, &s);
+    }
+    const double lse = (double)m + log(s);
+    if (g) {
+        /* The target entry, p_t - 1, in double: when p_t is close to 1 the float subtraction
+         * would cancel most of its digits. */
+        g[t] = (T)((exp((double)x[t] - lse) - 1.0) * scale);
+    }
+    return lse - (double)x[t];
+}
+
+/* ---- public entry points: threads over rows ---- */
+
+void TGL_FN(tgl_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                         int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+    for (int64_t r = 0; r < rows; r++) TGL_FN(softmax_row)(x + r * ldx, y + r * cols, cols);
+}
+
+void TGL_FN(tgl_log_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                             int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+    for (int64_t r = 0; r < rows; r++) TGL_FN(log_softmax_row)(x + r * ldx, y + r * cols, cols);
+}
+
+void TGL_FN(tgl_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
+                                  int64_t rows, int64_t cols, int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+    for (int64_t r = 0; r < rows; r++)
+        TGL_FN(softmax_backward_row)(y + r * ldy, dy + r * ldd, dx + r * cols, cols);
+}
+
+void TGL_FN(tgl_log_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
+                                      int64_t rows, int64_t cols, int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+    for (int64_t r = 0; r < rows; r++)
+        TGL_FN(log_softmax_backward_row)(y + r * ldy, dy + r * ldd, dx + r * cols, cols);
+}
+
+int64_t TGL_FN(tgl_cross_entropy)(const T *logits, int64_t ldl, const int64_t *targets,
+                                  int64_t rows, int64_t cols, int64_t ignore_index, double scale,
+                                  double *losses, T *dlogits, int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+    int64_t bad = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1) reduction(+ : bad)
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t t = targets[r];
+        T *g = dlogits ? dlogits + r * cols : NULL;
+        if (t == ignore_index || t < 0 || t >= cols) {
+            /* Ignored row: no loss, no gradient. An out-of-range target (which the bridge
+             * never lets through) is counted and never used as an index. */
+            const int out_of_range = t != ignore_index;
+            bad += out_of_range;
+            losses[r] = out_of_range ? NAN : 0.0;
+            if (g) memset(g, 0, (size_t)cols * sizeof(T));
+            continue;
+        }
+        losses[r] = TGL_FN(cross_entropy_row)(logits + r * ldl, cols, t, scale, g);
+    }
+    return bad;
+}
+
+/* ---- reference loops ---- */
+
+void TGL_FN(tgl_softmax_reference)(const T *x, T *y, int64_t rows, int64_t cols,
+                                   int log_output) {
+    for (int64_t r = 0; r < rows; r++) {
+        const T *xr = x + r * cols;
+        T *yr = y + r * cols;
+        T m = -INFINITY; /* pass 1: the max */
+        for (int64_t i = 0; i < cols; i++)
+            if (xr[i] > m) m = xr[i];
+        double s = 0.0; /* pass 2: the sum of exp(x - m) */
+        for (int64_t i = 0; i < cols; i++) s += (double)LIBM_EXP(xr[i] - m);
+        for (int64_t i = 0; i < cols; i++) /* pass 3: write */
+            yr[i] = log_output ? (xr[i] - m) - (T)log(s) : (T)(LIBM_EXP(xr[i] - m) / s);
+    }
+}
+
+void TGL_FN(tgl_vexp)(const T *x, T *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = VEXP(x[i]);
+}
