@@ -1,0 +1,281 @@
+"""A tiny GPT: a decoder-only Transformer that predicts the next token.
+
+Built only from the package's layers (``tinygrad_lite.nn``)::
+
+    ids (B, T) --token_embedding--> (B, T, d) --+ sinusoidal positions, dropout-->
+        num_blocks x TransformerBlock:  x = x + attn(ln1(x));  x = x + ffn(ln2(x))
+        (causal multi-head self-attention; ffn = Linear(d, 4d) -> ReLU -> Linear(4d, d))
+    --ln_f--> --lm_head--> logits (B, T, vocab_size)
+
+``GPT.forward(idx, targets)`` also returns the mean cross-entropy of the next-token predictions;
+``GPT.generate`` samples a continuation. The checkpoint helpers at the end save and restore a
+model together with its ``GPTConfig`` and tokenizer (vocabulary mode and mapping), using the
+package's checkpoint format (``tinygrad_lite/train/checkpoint.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..nn import functional as F
+from ..tensor import Tensor
+from ..text import Tokenizer, get_batch
+from ..train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class GPTConfig:
+    """Everything needed to rebuild the model (saved in every checkpoint).
+    The defaults are the reference hyperparameters of the project brief."""
+
+    vocab_size: int
+    context_length: int = 128   # the longest sequence the model reads (T)
+    d_model: int = 80           # width of every token's vector
+    num_blocks: int = 6
+    num_heads: int = 4          # d_model is split into num_heads heads of d_model/num_heads
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "d_model", "num_blocks", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"GPTConfig: d_model {self.d_model} must be divisible by num_heads "
+                             f"{self.num_heads}")
+        if self.d_model % 2:
+            raise ValueError(f"GPTConfig: d_model must be even for the sine/cosine positional "
+                             f"encoding, got {self.d_model}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GPTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown settings {unknown} (known: {sorted(known)})")
+        return cls(**values)
+
+
+class GPT(nn.Module):
+    """The decoder-only Transformer described at the top of this file."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.token_embedding = nn.Embedding(config.vocab_size, d)
+        self.position_encoding = nn.SinusoidalPositionalEncoding(
+            d, max_len=config.context_length, dropout=config.dropout)
+        self.blocks = nn.ModuleList(
+            nn.TransformerBlock(d, config.num_heads, dropout=config.dropout, causal=True)
+            for _ in range(config.num_blocks))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, config.vocab_size)
+
+    def _check_ids(self, idx, what: str) -> np.ndarray:
+        ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        if ids.dtype.kind not in "iu" or ids.ndim != 2:
+            raise ValueError(f"GPT: {what} must be integer token ids of shape (batch, time), got "
+                             f"shape {ids.shape} and dtype {ids.dtype}")
+        if ids.shape[1] > self.config.context_length:
+            raise ValueError(f"GPT: {what} has {ids.shape[1]} positions, more than "
+                             f"context_length={self.config.context_length}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
+            raise ValueError(f"GPT: {what} holds ids {ids.min()}..{ids.max()}, outside the "
+                             f"vocabulary 0..{self.config.vocab_size - 1}")
+        return ids.astype(np.int64, copy=False)
+
+    def hidden_states(self, idx) -> Tensor:
+        """The final-LayerNorm output (B, T, d_model): what the head turns into logits."""
+        ids = self._check_ids(idx, "idx")
+        x = self.position_encoding(self.token_embedding(ids))
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)
+
+    def forward(self, idx, targets=None):
+        """Logits (B, T, vocab_size) for the token after each position; with ``targets``
+        (B, T) also the mean cross-entropy loss: ``(logits, loss)``."""
+        logits = self.lm_head(self.hidden_states(idx))
+        if targets is None:
+            return logits
+        targets = self._check_ids(targets, "targets")
+        b, t, v = logits.shape
+        if targets.shape != (b, t):
+            raise ValueError(f"GPT: targets of shape {targets.shape} do not match idx of shape "
+                             f"{(b, t)}")
+        loss = F.cross_entropy(logits.reshape(b * t, v), targets.reshape(b * t))
+        return logits, loss
+
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Append ``max_new_tokens`` sampled tokens to each row of ``idx`` (B, T0) and return
+        the ids (B, T0 + max_new_tokens).
+
+        Each step reads at most the last ``context_length`` tokens, divides the last position's
+        logits by ``temperature`` (0 means greedy: always the most likely token), keeps only the
+        ``top_k`` most likely tokens and samples from their softmax with ``rng``. Runs in eval
+        mode (no dropout) without building a graph; the previous mode is restored afterwards.
+        """
+        ids = np.atleast_2d(idx.data if isinstance(idx, Tensor) else np.asarray(idx))
+        self._check_ids(ids[:, -self.config.context_length:], "idx")
+        ids = ids.astype(np.int64, copy=False)
+        if max_new_tokens < 0:
+            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
+        if temperature < 0:
+            raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
+        if top_k is not None and not 1 <= top_k:
+            raise ValueError(f"generate: top_k must be >= 1 (or None for all tokens), got {top_k}")
+        if ids.shape[1] == 0:
+            raise ValueError("generate: the prompt needs at least one token")
+        rng = rng if rng is not None else np.random.default_rng()
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                for _ in range(max_new_tokens):
+                    context = ids[:, -self.config.context_length:]
+                    last = self.hidden_states(context)[:, -1]  # only the last position matters
+                    logits = self.lm_head(last).data.astype(np.float64)
+                    ids = np.concatenate([ids, sample_next(logits, temperature, top_k, rng)],
+                                         axis=1)
+        finally:
+            self.train(was_training)
+        return ids
+
+    def resize_vocabulary(self, vocab_size: int) -> None:
+        """Grow the embedding and the head to ``vocab_size`` rows (for a compact vocabulary
+        extended with a new corpus's tokens). Existing rows are kept; new rows are initialised
+        as a fresh model's would be, so the model behaves exactly as before on known tokens."""
+        old = self.config.vocab_size
+        if vocab_size < old:
+            raise ValueError(f"resize_vocabulary can only grow the vocabulary ({old} -> "
+                             f"{vocab_size})")
+        if vocab_size == old:
+            return
+        embedding, head = nn.Embedding(vocab_size, self.config.d_model), \
+            nn.Linear(self.config.d_model, vocab_size)
+        with no_grad():
+            embedding.weight[:old] = self.token_embedding.weight
+            head.weight[:old] = self.lm_head.weight
+            head.bias[:old] = self.lm_head.bias
+        embedding.weight.requires_grad = self.token_embedding.weight.requires_grad
+        self.token_embedding, self.lm_head = embedding, head
+        self.config = dataclasses.replace(self.config, vocab_size=vocab_size)
+
+
+def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
+                rng: np.random.Generator) -> np.ndarray:
+    """One token id per row of ``logits`` (B, V), as a (B, 1) int64 array."""
+    if temperature == 0:
+        return logits.argmax(axis=-1)[:, None]
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_largest = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
+        logits = np.where(logits < kth_largest, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(probs, axis=-1)
+    # Inverse-CDF sampling: the first id whose cumulative probability exceeds u ~ U(0, total).
+    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    choice = (cdf <= u).sum(axis=-1)
+    return np.minimum(choice, logits.shape[-1] - 1)[:, None].astype(np.int64)
+
+
+def estimate_loss(model: GPT, splits: dict, batch_size: int, eval_iters: int,
+                  seed: int = 0) -> dict:
+    """Mean loss over ``eval_iters`` random batches of each split (``{"train": ids, ...}``),
+    in eval mode (no dropout) and without building a graph.
+
+    The batches come from a generator seeded the same way at every call, so repeated
+    evaluations during training score the same windows (the curve shows the model changing,
+    not the sample) and evaluating never changes the random numbers training draws.
+    """
+    was_training = model.training
+    model.eval()
+    losses = {}
+    try:
+        with no_grad():
+            for name, tokens in splits.items():
+                rng = np.random.default_rng([seed, 1])
+                batch_losses = [
+                    model(*get_batch(tokens, batch_size, model.config.context_length, rng))[1]
+                    .item() for _ in range(eval_iters)]
+                losses[name] = float(np.mean(batch_losses))
+    finally:
+        model.train(was_training)
+    return losses
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+def save_gpt_checkpoint(path, model: GPT, tokenizer: Tokenizer, optimizer=None, step=None,
+                        training: dict | None = None, generators: dict | None = None,
+                        extra: dict | None = None):
+    """Write model, config, tokenizer (mode and mapping), optimizer, step and RNG states."""
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model "
+                         f"{model.config.vocab_size}: they do not belong together")
+    return save_checkpoint(
+        path, model=model, optimizer=optimizer, step=step,
+        hyperparameters={"gpt": model.config.to_dict(), "training": training or {}},
+        extra={"tokenizer": tokenizer.state_dict(), **(extra or {})}, generators=generators)
+
+
+def _saved_parts(checkpoint: dict, source: str) -> tuple[GPTConfig, Tokenizer]:
+    try:
+        config = GPTConfig.from_dict(checkpoint["hyperparameters"]["gpt"])
+        tokenizer = Tokenizer.from_state_dict(checkpoint["extra"]["tokenizer"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{source} is not a GPT checkpoint (no usable model config or "
+                              f"tokenizer: {e})") from None
+    return config, tokenizer
+
+
+def load_gpt(path) -> tuple[GPT, Tokenizer, dict]:
+    """Rebuild the model and tokenizer saved at ``path`` (for generation and fine-tuning).
+    Returns ``(model, tokenizer, checkpoint)``; RNG states are not restored."""
+    checkpoint = load_checkpoint(path, restore_rng=False)
+    config, tokenizer = _saved_parts(checkpoint, str(path))
+    model = GPT(config)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: the saved weights do not fit its own config: {e}"
+                              ) from None
+    return model, tokenizer, checkpoint
+
+
+def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
+               generators: dict | None = None) -> dict:
+    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
+    states, after checking that it was made with the same config and the same vocabulary."""
+    source = str(path)
+    checkpoint = load_checkpoint(path, restore_rng=False)
+    config, saved_tokenizer = _saved_parts(checkpoint, source)
+    if saved_tokenizer.mode != tokenizer.mode:
+        raise CheckpointError(
+            f"{source} was trained with the {saved_tokenizer.mode} vocabulary "
+            f"({saved_tokenizer.vocab_size:,} tokens), but this model uses the {tokenizer.mode} "
+            f"vocabulary ({tokenizer.vocab_size:,} tokens): the embedding and output layers "
+            f"cannot be exchanged. Use --vocab {saved_tokenizer.mode}.")
+    if tokenizer.mode == "compact" and not np.array_equal(saved_tokenizer.vocab_ids,
+                                                          tokenizer.vocab_ids):
+        raise CheckpointError(
+            f"{source} has a different compact vocabulary ({saved_tokenizer.vocab_size:,} "
+            f"tokens) from this one ({tokenizer.vocab_size:,}): it was made from another corpus")
+    if config != model.config:
+        different = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
+                     if getattr(model.config, k) != v}
+        raise CheckpointError(f"{source} was made with other model settings (saved, here): "
+                              f"{different}")
+    return load_checkpoint(path, model=model, optimizer=optimizer, generators=generators)
