@@ -44,8 +44,8 @@ from cffi import FFI
 CSRC = os.path.dirname(os.path.abspath(__file__))
 
 # One header per kernel family, and the sources that implement them.
-HEADERS = ["gemm.h", "softmax.h"]
-SOURCES = ["gemm.c", "softmax.c"]
+HEADERS = ["gemm.h", "softmax.h", "adam.h"]
+SOURCES = ["gemm.c", "softmax.c", "adam.c"]
 
 
 def _cdef_from_headers() -> str:

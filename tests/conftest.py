@@ -76,6 +76,28 @@ def backend(request):
 
 
 @pytest.fixture
+def c_kernels(monkeypatch):
+    """For the kernel tests: run on the C backend, check that every pointer the bridge hands to
+    C is aligned for its element type (x86 forgives unaligned float loads, so without this only
+    a sanitizer would notice), and put the backend and thread count back afterwards."""
+    if not kernels.c_available():
+        pytest.skip("C kernels not built (tinygrad_lite._C is missing); run `pip install -e .`")
+    backend_name, threads = kernels.get_backend(), kernels.get_num_threads()
+    real_ptr = kernels._ptr
+
+    def checked_ptr(x, offset_bytes=0):
+        addr = x.ctypes.data + offset_bytes
+        assert addr % x.itemsize == 0, f"unaligned pointer to C: shape {x.shape}, {x.strides}"
+        return real_ptr(x, offset_bytes)
+
+    monkeypatch.setattr(kernels, "_ptr", checked_ptr)
+    kernels.set_backend("c")
+    yield
+    kernels.set_backend(backend_name)
+    kernels.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng():
     """A seeded NumPy generator for test data."""
     return np.random.default_rng(1234)

@@ -30,35 +30,10 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tinygrad_lite._
 DTYPES = [np.float32, np.float64]
 SIZES = [0, 1, 2, 3, 5, 7, 13, 16, 17, 31, 33, 64, 67]
 
-needs_c = pytest.mark.skipif(not K.c_available(), reason="C kernels not built")
+pytestmark = pytest.mark.usefixtures("c_kernels")
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(autouse=True)
-def _c_backend_and_restore():
-    """Run every test on the C backend, and put threads/backend/portable back afterwards."""
-    backend, threads = K.get_backend(), K.get_num_threads()
-    if K.c_available():
-        K.set_backend("c")
-    yield
-    K.set_backend(backend)
-    K.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _pointers_reaching_c_are_aligned(monkeypatch):
-    """Every pointer the bridge hands to C must be aligned for its element type (x86 forgives
-    unaligned float loads, so without this check only a sanitizer would notice)."""
-    real = K._ptr
-
-    def checked(x, offset_bytes=0):
-        addr = x.ctypes.data + offset_bytes
-        assert addr % x.itemsize == 0, f"unaligned pointer to C: shape {x.shape}, {x.strides}"
-        return real(x, offset_bytes)
-
-    monkeypatch.setattr(K, "_ptr", checked)
 
 
 def assert_gemm_close(got, a, b, dtype):
@@ -97,7 +72,6 @@ LAYOUTS = ["contiguous", "transposed", "sliced", "reversed"]
 # matmul
 # --------------------------------------------------------------------------------------------
 
-@needs_c
 @SETTINGS
 @given(dtype=st.sampled_from(DTYPES), m=st.sampled_from(SIZES), k=st.sampled_from(SIZES),
        n=st.sampled_from(SIZES), la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
@@ -112,7 +86,6 @@ def test_matmul_2d_matches_numpy(dtype, m, k, n, la, lb, seed):
 batch_dims = st.lists(st.sampled_from([1, 2, 3]), min_size=0, max_size=3)
 
 
-@needs_c
 @SETTINGS
 @given(dtype=st.sampled_from(DTYPES), m=st.sampled_from([1, 3, 8, 17]),
        k=st.sampled_from([1, 4, 20, 33]), n=st.sampled_from([1, 5, 16, 31]),
@@ -133,7 +106,6 @@ def test_matmul_batched_broadcasting(dtype, m, k, n, batch, data, la, lb, thread
     assert_gemm_close(K.matmul(a, b), a, b, dtype)
 
 
-@needs_c
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batched_gemm_two_threads(dtype, threads):
@@ -156,7 +128,6 @@ def test_batched_gemm_two_threads(dtype, threads):
     assert_gemm_close(K.matmul(y, z), y, z, dtype)
 
 
-@needs_c
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shapes", [((5,), (5,)), ((5,), (5, 3)), ((4, 5), (5,)),
                                     ((2, 4, 5), (5,)), ((5,), (3, 5, 2)), ((1,), (1, 1))])
@@ -169,7 +140,6 @@ def test_matmul_1d_promotion(dtype, shapes):
     assert_gemm_close(got, a, b, dtype)
 
 
-@needs_c
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_matmul_awkward_memory(dtype):
     """Inputs the kernel cannot read through strides are copied, with the same result."""
@@ -198,7 +168,6 @@ def test_matmul_awkward_memory(dtype):
     assert_gemm_close(K.matmul(x, b), x, b, dtype)
 
 
-@needs_c
 @pytest.mark.parametrize("sa,sb", [((0, 3), (3, 4)), ((3, 0), (0, 4)), ((3, 4), (4, 0)),
                                    ((0, 2, 3), (3, 4)), ((2, 3, 0), (2, 0, 5)), ((0,), (0,))])
 def test_matmul_empty_sizes(sa, sb):
@@ -232,7 +201,6 @@ def test_matmul_bad_input_errors(backend):
 # Low-level gemm / naive_gemm
 # --------------------------------------------------------------------------------------------
 
-@needs_c
 @SETTINGS
 @given(dtype=st.sampled_from(DTYPES), m=st.sampled_from(SIZES), k=st.sampled_from(SIZES),
        n=st.sampled_from(SIZES), ta=st.booleans(), tb=st.booleans(),
@@ -255,7 +223,6 @@ def test_gemm_alpha_beta_trans(dtype, m, k, n, ta, tb, alpha, beta, naive, seed)
     assert np.all(np.abs(out - ref) <= bound)
 
 
-@needs_c
 def test_gemm_beta_zero_ignores_garbage_in_c():
     a = np.ones((3, 4), np.float32)
     c = np.full((3, 5), np.nan, np.float32)
@@ -263,7 +230,6 @@ def test_gemm_beta_zero_ignores_garbage_in_c():
     np.testing.assert_array_equal(c, 4.0)
 
 
-@needs_c
 def test_gemm_output_checks():
     a, b = np.ones((3, 4), np.float64), np.ones((4, 3), np.float64)
     with pytest.raises(ValueError, match="overlaps an input"):
@@ -291,7 +257,6 @@ def test_gemm_output_checks():
 # Code paths, threads, backends
 # --------------------------------------------------------------------------------------------
 
-@needs_c
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_forced_portable_gemm(dtype):
     native = K.gemm_path()
@@ -309,7 +274,6 @@ def test_forced_portable_gemm(dtype):
     assert K.gemm_path() == native
 
 
-@needs_c
 def test_portable_env_switch():
     out = _run_python("import tinygrad_lite.kernels as K; print(K.gemm_path())",
                       TGL_GEMM_PORTABLE="1")
@@ -317,7 +281,6 @@ def test_portable_env_switch():
     assert out.stdout.strip() == "portable"
 
 
-@needs_c
 def test_backends_agree_and_switch():
     rng = np.random.default_rng(4)
     a = rng.standard_normal((3, 6, 7))

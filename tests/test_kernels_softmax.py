@@ -19,30 +19,7 @@ COLS = [1, 2, 3, 7, 16, 31, 97, 1000, 1024, 1025, 4099]
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-pytestmark = pytest.mark.skipif(not K.c_available(), reason="C kernels not built")
-
-
-@pytest.fixture(autouse=True)
-def _c_backend_and_restore():
-    backend, threads = K.get_backend(), K.get_num_threads()
-    K.set_backend("c")
-    yield
-    K.set_backend(backend)
-    K.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _pointers_reaching_c_are_aligned(monkeypatch):
-    """Every pointer the bridge hands to C must be aligned for its element type (x86 forgives
-    unaligned float loads, so without this check only a sanitizer would notice)."""
-    real = K._ptr
-
-    def checked(x, offset_bytes=0):
-        addr = x.ctypes.data + offset_bytes
-        assert addr % x.itemsize == 0, f"unaligned pointer to C: shape {x.shape}, {x.strides}"
-        return real(x, offset_bytes)
-
-    monkeypatch.setattr(K, "_ptr", checked)
+pytestmark = pytest.mark.usefixtures("c_kernels")
 
 
 def rtol_for(dtype):

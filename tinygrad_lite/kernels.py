@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import operator
 import os
 
@@ -678,3 +679,76 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
     if nbad:  # cannot happen after the checks above; never ignore it silently if it does
         raise RuntimeError(f"{op}: the C kernel found {nbad} out-of-range targets")
     return float(losses.sum() / count), grad
+
+
+# --------------------------------------------------------------------------------------------
+# Public kernel API: the fused Adam / AdamW update
+# --------------------------------------------------------------------------------------------
+
+def reference_adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step):
+    """NumPy version of csrc/adam.c, in place on p, m and v (see ``adam_step``).
+
+    In place and with one scratch array: even so it makes about ten passes over each array,
+    which is why the C kernel exists."""
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay                  # AdamW: shrink p directly
+        else:
+            g = g + weight_decay * p                      # Adam: L2 penalty in the gradient
+    scratch = np.multiply(g, 1.0 - beta1, dtype=p.dtype)
+    m *= beta1
+    m += scratch                                          # m = b1 m + (1 - b1) g
+    np.multiply(g, g, out=scratch)
+    scratch *= 1.0 - beta2
+    v *= beta2
+    v += scratch                                          # v = b2 v + (1 - b2) g²
+    np.sqrt(v, out=scratch)
+    scratch *= 1.0 / math.sqrt(1.0 - beta2 ** step)       # sqrt(v_hat) = sqrt(v) / sqrt(bc2)
+    scratch += eps
+    np.divide(m, scratch, out=scratch)
+    scratch *= lr / (1.0 - beta1 ** step)                 # m_hat = m / bc1
+    p -= scratch
+
+
+def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float,
+              beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
+              step: int) -> None:
+    """One Adam (``decoupled=False``) or AdamW (``decoupled=True``) update of parameter ``p``
+    with gradient ``g`` and moment buffers ``m``, ``v``, in place, at step number ``step`` >= 1.
+
+    p, m and v must be writable, C-contiguous and distinct; all four of one float dtype and
+    one shape. The C kernel does it in one pass over memory.
+    """
+    op = "adam_step"
+    arrays = {"p": p, "g": g, "m": m, "v": v}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{op}: {name} must be a NumPy array, got {type(a).__name__}")
+        if a.dtype not in _CTYPE:
+            raise TypeError(f"{op}: {name} must be float32 or float64, got {a.dtype}")
+        if a.shape != p.shape:
+            raise ValueError(f"{op}: {name} has shape {a.shape}, the parameter {p.shape}")
+    _same_dtype(op, **arrays)
+    for name in ("p", "m", "v"):
+        a = arrays[name]
+        if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
+                and a.dtype.isnative):
+            raise ValueError(f"{op}: {name} must be a writable, aligned, C-contiguous array in "
+                             f"native byte order (shape {a.shape}, strides {a.strides})")
+    for x, y in itertools.combinations(("p", "g", "m", "v"), 2):
+        if np.may_share_memory(arrays[x], arrays[y]):
+            raise ValueError(f"{op}: {x} and {y} share memory; each needs its own array")
+    if not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"{op}: step must be an integer >= 1, got {step!r}")
+    if p.size == 0:
+        return
+    if _backend == "numpy":
+        reference_adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupled, step)
+        return
+    if not (g.flags.c_contiguous and g.dtype.isnative and g.flags.aligned):
+        g = _aligned_copy(g)  # the gradient is only read: a contiguous copy will do
+    fn = _lib.tgl_adam_step_f32 if p.dtype == np.float32 else _lib.tgl_adam_step_f64
+    fn(_ptr(p), _ptr(g), _ptr(m), _ptr(v), p.size, float(lr), float(beta1), float(beta2),
+       float(eps), float(weight_decay), 1 if decoupled else 0,
+       float(lr) / (1.0 - float(beta1) ** int(step)),
+       1.0 / math.sqrt(1.0 - float(beta2) ** int(step)), _num_threads)

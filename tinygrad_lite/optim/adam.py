@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .. import kernels
 from ..autograd import no_grad
 from .optimizer import Optimizer, check_nonnegative
 
@@ -38,38 +37,19 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
-                t = state["step"]
-                if wd != 0:
-                    if self.decoupled_weight_decay:
-                        p.mul_(1.0 - lr * wd)          # AdamW: shrink p directly
-                    else:
-                        g = g + wd * p.data             # Adam: L2 penalty in the gradient
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                # In place, with one scratch array per parameter: this loop is a large share
-                # of a training step for a big model, so no avoidable temporaries.
-                scratch = np.multiply(g, 1.0 - beta1, dtype=p.dtype)
-                m *= beta1
-                m += scratch                                  # m = b1 m + (1 - b1) g
-                np.multiply(g, g, out=scratch)
-                scratch *= 1.0 - beta2
-                v *= beta2
-                v += scratch                                  # v = b2 v + (1 - b2) g²
-                # lr * m_hat / (sqrt(v_hat) + eps) with the bias corrections folded into two
-                # scalars (as PyTorch does): step_size * m / (sqrt(v) / sqrt(bc2) + eps).
-                step_size = lr / (1.0 - beta1 ** t)
-                np.sqrt(v, out=scratch)
-                scratch *= 1.0 / math.sqrt(1.0 - beta2 ** t)
-                scratch += eps
-                np.divide(m, scratch, out=scratch)
-                scratch *= step_size
-                p.sub_(scratch)
+                # The whole update (weight decay, both moments, bias correction, the step) in
+                # one fused pass over p, g, m, v: csrc/adam.c, or its NumPy reference
+                # (kernels.reference_adam_step) with TGL_BACKEND=numpy.
+                kernels.adam_step(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
+                                  lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
+                                  decoupled=self.decoupled_weight_decay, step=state["step"])
+                p._version[0] += 1  # p.data changed in place: a pending backward must see it
 
 
 class AdamW(Adam):

@@ -16,7 +16,25 @@ def _check_optimizer(optimizer, scheduler: str) -> None:
         raise TypeError(f"{scheduler} needs an Optimizer, got {type(optimizer).__name__}")
 
 
-class LRScheduler:
+class _SchedulerState:
+    """What every scheduler shares: the current learning rates, and its state as a dict (all its
+    attributes except the optimizer) for checkpoints."""
+
+    def get_last_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        unknown = set(state_dict) - set(self.state_dict())
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys "
+                             f"{sorted(unknown)}")
+        self.__dict__.update(state_dict)
+
+
+class LRScheduler(_SchedulerState):
     """Base class of the epoch-indexed schedules: a subclass gives ``lr_at(epoch, base_lr)``.
 
     As in PyTorch, creating the scheduler already sets the epoch-0 learning rate, and each
@@ -40,18 +58,6 @@ class LRScheduler:
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = self.lr_at(self.last_epoch, base_lr)
 
-    def get_last_lr(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        unknown = set(state_dict) - set(self.state_dict())
-        if unknown:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys "
-                             f"{sorted(unknown)}")
-        self.__dict__.update(state_dict)
 
 
 class StepLR(LRScheduler):
@@ -95,7 +101,7 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * s / span)) / 2
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_SchedulerState):
     """Multiply the learning rate by ``factor`` when the monitored metric has not improved for
     more than ``patience`` epochs (PyTorch's rules, including its ``eps``):
 
@@ -164,16 +170,3 @@ class ReduceLROnPlateau:
             new = max(old * self.factor, min_lr)
             if old - new > self.eps:
                 group["lr"] = new
-
-    def get_last_lr(self) -> list[float]:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        unknown = set(state_dict) - set(self.state_dict())
-        if unknown:
-            raise ValueError(f"ReduceLROnPlateau.load_state_dict: unexpected keys "
-                             f"{sorted(unknown)}")
-        self.__dict__.update(state_dict)
