@@ -287,7 +287,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     f"{type(node).__name__}): its saved values were freed after the first "
                     f"backward. Pass retain_graph=True to the first backward() if you need to "
                     f"backward twice.")
-            node._check_versions(tensor)
+            if node.uses_inputs or node.uses_output:
+                node._check_versions(tensor)
             if _anomaly_enabled:
                 input_grads = _backward_with_anomaly_context(node, grad, tensor)
             else:
@@ -301,7 +302,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     raise RuntimeError(
                         f"internal error: {type(node).__name__}.backward returned a gradient of "
                         f"shape {g.shape} for an input of shape {parent.shape}")
-                if g.data.dtype != parent.data.dtype:  # e.g. float32 weight used in float64 math
+                if g.data.dtype is not parent.data.dtype and g.data.dtype != parent.data.dtype:
+                    # e.g. a float32 weight used in float64 math: its gradient is float32
                     g = g.to(parent.data.dtype)
                 if _anomaly_enabled:
                     _check_finite(g.data, f"the backward of {type(node).__name__} (its forward "

@@ -354,10 +354,12 @@ class Tensor:
         y = x._operand(other)
         return fn.apply(y, x) if reflected else fn.apply(x, y)
 
-    # Each operator first tries the Python-number fast path (a float tensor with an int/float:
-    # the number is an option of the op, not a tensor), then the general path.
+    # Each operator first tries the fast paths -- another Tensor, or a Python number with a float
+    # tensor (the number is an option of the op, not a tensor) -- then the general path.
 
     def __add__(self, other):
+        if type(other) is Tensor:
+            return elementwise.Add.apply(self, other)
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.AddScalar.apply(self, c=other)
         return self._binary(elementwise.Add, other)
@@ -368,14 +370,20 @@ class Tensor:
         return self._binary(elementwise.Add, other, reflected=True)
 
     def __sub__(self, other):
+        if type(other) is Tensor:
+            return elementwise.Sub.apply(self, other)
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.AddScalar.apply(self, c=-other)
         return self._binary(elementwise.Sub, other)
 
     def __rsub__(self, other):
+        if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
+            return elementwise.RSubScalar.apply(self, c=other)
         return self._binary(elementwise.Sub, other, reflected=True)
 
     def __mul__(self, other):
+        if type(other) is Tensor:
+            return elementwise.Mul.apply(self, other)
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.MulScalar.apply(self, c=other)
         return self._binary(elementwise.Mul, other)
@@ -386,6 +394,8 @@ class Tensor:
         return self._binary(elementwise.Mul, other, reflected=True)
 
     def __truediv__(self, other):
+        if type(other) is Tensor:
+            return elementwise.Div.apply(self, other)
         if type(other) in _PY_NUMBERS and self.data.dtype.kind == "f":
             return elementwise.DivScalar.apply(self, c=other)
         return self._binary(elementwise.Div, other)

@@ -176,6 +176,17 @@ class AddScalar(Function):
         return g
 
 
+class RSubScalar(Function):
+    """out = c - x;  dx = -g"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return self.c - x
+
+    def backward(self, g, out):
+        return -g
+
+
 class MulScalar(Function):
     """out = x * c;  dx = g * c"""
     uses_inputs = False
