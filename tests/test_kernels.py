@@ -359,3 +359,25 @@ def test_missing_c_module_numpy_backend_is_explicit():
     out = _run_python(code, TGL_BACKEND="numpy")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["[3.0, 3.0]", "refused: True"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,fin,fout", [(1, 1, 1), (7, 5, 3), (256, 80, 321), (0, 4, 2)])
+def test_linear_matches_numpy(dtype, n, fin, fout):
+    rng = np.random.default_rng(n + fin + fout)
+    x = rng.standard_normal((n, fin)).astype(dtype)
+    w = rng.standard_normal((fout, fin)).astype(dtype)
+    b = rng.standard_normal(fout).astype(dtype)
+    got = K.linear(x, w, b)
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    assert got.shape == (n, fout) and got.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * fin)
+
+
+def test_linear_bad_input_errors():
+    x, w, b = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.ones(4, np.float32)
+    with pytest.raises(ValueError, match=r"\(2, 3\), \(4, 2\) and \(4,\)"):
+        K.linear(x, np.ones((4, 2), np.float32), b)
+    with pytest.raises(TypeError, match="same dtype"):
+        K.linear(x, w, b.astype(np.float64))

@@ -752,3 +752,28 @@ def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr:
        float(eps), float(weight_decay), 1 if decoupled else 0,
        float(lr) / (1.0 - float(beta1) ** int(step)),
        1.0 / math.sqrt(1.0 - float(beta2) ** int(step)), _num_threads)
+
+
+# --------------------------------------------------------------------------------------------
+# Public kernel API: a linear layer's forward, x @ wᵀ + b
+# --------------------------------------------------------------------------------------------
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x @ w.T + b`` for x (N, in), w (out, in), b (out,), all of one float dtype.
+
+    The C path writes b into every row of the output and lets the GEMM accumulate onto it
+    (beta = 1): no separate pass over a new (N, out) array for the bias -- for the tiny GPT's
+    vocabulary head that array is 100 MB.
+    """
+    op = "linear"
+    x, w, b = _float_array(x, op, "x"), _float_array(w, op, "weight"), _float_array(b, op, "bias")
+    _same_dtype(op, x=x, weight=w, bias=b)
+    if x.ndim != 2 or w.ndim != 2 or b.ndim != 1 or x.shape[1] != w.shape[1] or \
+            b.shape[0] != w.shape[0]:
+        raise ValueError(f"{op}: needs x (N, in), weight (out, in) and bias (out,), got shapes "
+                         f"{x.shape}, {w.shape} and {b.shape}")
+    if _backend == "numpy":
+        return x @ w.T + b
+    out = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
+    out[...] = b
+    return _gemm_2d(False, x, w, out, 1.0, 1.0, False, True)

@@ -293,7 +293,35 @@ def tanh(x: Tensor) -> Tensor:
     return x.tanh()
 
 
+class Linear(Function):
+    """out = x @ Wᵀ + b over the last axis of x;  dx = g @ W,  dW = gᵀ @ x,  db = sum of g
+    (g, x flattened to rows)"""
+
+    def forward(self, x, w, b):
+        rows = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
+        return kernels.linear(rows, w, b).reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, g, out):
+        x, w, b = self.inputs
+        if autograd.is_grad_enabled():  # create_graph: recorded Tensor ops
+            g_rows, x_rows = g.reshape(-1, w.shape[0]), x.reshape(-1, x.shape[-1])
+            return g @ w, g_rows.transpose(0, 1) @ x_rows, g_rows.sum(0)
+        g_rows = g.data.reshape(-1, w.shape[0])
+        x_rows = x.data.reshape(-1, x.shape[-1])
+        dx = kernels.matmul(g_rows, w.data).reshape(x.shape) if x.requires_grad else None
+        dw = kernels.matmul(g_rows.T, x_rows) if w.requires_grad else None  # Tᵀ: a GEMM flag
+        db = g_rows.sum(axis=0) if b.requires_grad else None
+        return tuple(None if a is None else Tensor._make(a) for a in (dx, dw, db))
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as in PyTorch."""
+    """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as in PyTorch.
+    With a bias and float inputs of one dtype it is one Function (Linear): the bias is added
+    inside the GEMM instead of in a separate pass."""
+    if (bias is not None and weight.ndim == 2 and bias.ndim == 1 and x.ndim >= 1
+            and x.dtype.kind == "f" and x.dtype == weight.dtype == bias.dtype
+            and x.shape[-1] == weight.shape[1] and bias.shape[0] == weight.shape[0]
+            and x.shape[-1] > 0):
+        return Linear.apply(x, weight, bias)
     out = x @ weight.transpose(-1, -2) if weight.ndim > 1 else x @ weight
     return out + bias if bias is not None else out
