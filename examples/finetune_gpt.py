@@ -8,12 +8,12 @@ What is frozen: the token embedding and the first ``--freeze-blocks`` Transforme
 only the parameters that still train (the upper blocks, the final LayerNorm and the output
 layer). The validation loss on the new corpus is reported before and after.
 
-The vocabulary. A ``full``-vocabulary model already has a row for every cl100k token, Chinese
-included, and is used as it is. A ``compact`` model only knows the tokens of its own corpus
-(tiny Shakespeare's compact vocabulary holds 5 of the Tang poems' 788 tokens), so its
-vocabulary is *extended*: the new corpus's unknown tokens are appended as new ids, and the
-embedding and output layer grow by as many rows, initialised as a fresh model's rows are. Known
-tokens keep their ids and rows. Either way the new tokens' embedding rows are untrained (an
+The vocabulary. A model only has rows for the tokens its vocabulary holds: a ``full`` one the
+cl100k ids up to the largest in its training corpus, a ``compact`` one only the tokens of that
+corpus (tiny Shakespeare's compact vocabulary holds 5 of the Tang poems' 788 tokens). So the
+vocabulary is *extended* first: the new corpus's missing ids are appended (for ``full``, the ids
+up to the new corpus's largest), and the embedding and output layer grow by as many rows,
+initialised as a fresh model's rows are. Known tokens keep their ids and rows. Either way the new tokens' embedding rows are untrained (an
 English model never saw Chinese) and stay frozen with the rest of the embedding, so the model
 adapts through its upper blocks and its output layer -- as fine-tuning with a frozen embedding
 does in both cases.
@@ -75,7 +75,7 @@ def finetune(args) -> dict:
     text = args.data.read_text(encoding="utf-8")
     tokenizer, added = tokenizer.extended(text)
     if added:
-        say(f"the compact vocabulary lacks {added} tokens of {args.data.name}: extended to "
+        say(f"the {tokenizer.mode} vocabulary lacks {added} ids of {args.data.name}: extended to "
             f"{tokenizer.vocab_size:,} ids (new rows initialised like a fresh model's)")
         tg.manual_seed(args.seed)  # the new rows' initial values
         model.resize_vocabulary(tokenizer.vocab_size)

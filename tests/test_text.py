@@ -96,3 +96,20 @@ def test_too_short_split_is_refused_with_the_numbers():
         check_split_length(np.arange(8), 8, "val")
     with pytest.raises(ValueError, match="fewer than context_length"):
         get_batch(np.arange(0), 2, 4, np.random.default_rng(0))
+
+
+def test_full_vocabulary_of_a_corpus_is_max_id_plus_one_and_refuses_higher_ids():
+    ids = Tokenizer("full").encode(ENGLISH)
+    tok = Tokenizer.from_text(ENGLISH, "full")
+    assert tok.vocab_size == int(ids.max()) + 1  # the reference's size: max(token id) + 1
+    assert np.array_equal(tok.encode(ENGLISH), ids)
+    higher = [i for i in Tokenizer("full").encode(CHINESE) if i >= tok.vocab_size]
+    assert higher  # the poem needs ids above the English corpus's largest
+    with pytest.raises(ValueError, match="not in this full vocabulary"):
+        tok.encode(CHINESE)
+    grown, added = tok.extended(CHINESE)
+    assert added == grown.vocab_size - tok.vocab_size > 0
+    assert np.array_equal(grown.encode(ENGLISH), ids)  # known ids keep their meaning
+    assert grown.decode(grown.encode(CHINESE)) == CHINESE
+    restored = Tokenizer.from_state_dict(grown.state_dict())
+    assert restored.mode == "full" and restored.vocab_size == grown.vocab_size

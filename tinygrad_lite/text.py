@@ -14,10 +14,11 @@ never tries the network; otherwise it uses the offline one. Both give identical 
 
 **Vocabulary modes.**
 
-* ``full``: the model's ids are the cl100k ids themselves; the vocabulary is every ordinary
-  cl100k token (ids 0..100255, so ``vocab_size`` = 100,256), which can encode any text. (The
-  reference uses max(id in the corpus) + 1 -- 100,253 for tiny Shakespeare; the three extra rows
-  change nothing measurable and let the model take any prompt or a new corpus.)
+* ``full``: the model's ids are the cl100k ids themselves, and the vocabulary size is, as in
+  the reference, max(id in the training corpus) + 1 -- 100,253 for tiny Shakespeare (a
+  ``Tokenizer("full")`` made without a corpus covers every ordinary cl100k id, 100,256). An id
+  above the largest one is refused like an unknown compact token (below); fine-tuning grows the
+  vocabulary with ``Tokenizer.extended``.
 * ``compact``: only the cl100k ids that occur in the corpus, remapped to 0..K-1 in increasing
   cl100k order (``vocab_ids[k]`` is the cl100k id of model id k). For tiny Shakespeare K =
   12,111, so the embedding and the output layer are 8x smaller. The mapping is saved with the
@@ -91,7 +92,7 @@ class Tokenizer:
     ``Tokenizer.from_state_dict(checkpoint_entry)`` to rebuild the one a model was trained with.
     """
 
-    def __init__(self, mode: str = "full", vocab_ids=None):
+    def __init__(self, mode: str = "full", vocab_ids=None, full_size: int | None = None):
         if mode not in VOCAB_MODES:
             raise ValueError(f"vocabulary mode must be one of {VOCAB_MODES}, got {mode!r}")
         self.mode = mode
@@ -99,9 +100,16 @@ class Tokenizer:
         if mode == "full":
             if vocab_ids is not None:
                 raise ValueError("a full-vocabulary tokenizer takes no vocab_ids")
+            full_size = FULL_VOCAB_SIZE if full_size is None else int(full_size)
+            if not 1 <= full_size <= FULL_VOCAB_SIZE:
+                raise ValueError(f"a full vocabulary has 1..{FULL_VOCAB_SIZE} ids, got "
+                                 f"{full_size}")
+            self.full_size = full_size
             self.vocab_ids = None
             self._to_model_id = None
             return
+        if full_size is not None:
+            raise ValueError("a compact tokenizer takes vocab_ids, not full_size")
         vocab_ids = np.asarray(vocab_ids if vocab_ids is not None else [])
         if vocab_ids.ndim != 1 or vocab_ids.size == 0 or vocab_ids.dtype.kind not in "iu":
             raise ValueError(f"a compact vocabulary needs a non-empty 1-D integer array of "
@@ -121,14 +129,14 @@ class Tokenizer:
     @classmethod
     def from_text(cls, text: str, mode: str = "full") -> "Tokenizer":
         """A tokenizer for ``text``: for ``compact`` the vocabulary is every cl100k id in it."""
-        if mode == "full":
-            return cls("full")
         ids = cls._cl100k_ids(text, what="the corpus")
+        if mode == "full":  # the reference's vocabulary: every id up to the largest one used
+            return cls("full", full_size=int(ids.max()) + 1)
         return cls(mode, np.unique(ids))
 
     @property
     def vocab_size(self) -> int:
-        return FULL_VOCAB_SIZE if self.mode == "full" else int(self.vocab_ids.size)
+        return self.full_size if self.mode == "full" else int(self.vocab_ids.size)
 
     @staticmethod
     def _cl100k_ids(text: str, what: str = "the text") -> np.ndarray:
@@ -143,18 +151,20 @@ class Tokenizer:
         """Model ids (int64) of ``text``; a ValueError lists tokens outside a compact vocabulary."""
         ids = self._cl100k_ids(text, what)
         if self.mode == "full":
-            return ids
-        model_ids = self._to_model_id[ids]
-        unknown = ids[model_ids < 0]
+            model_ids, unknown = ids, ids[ids >= self.full_size]
+        else:
+            model_ids = self._to_model_id[ids]
+            unknown = ids[model_ids < 0]
         if unknown.size:
             # Show each token as text; a piece of a multi-byte character shows its bytes.
             pieces = [self.encoding.decode_single_token_bytes(int(i))
                       .decode("utf-8", "backslashreplace") for i in np.unique(unknown)[:20]]
             raise ValueError(
-                f"{what} contains {unknown.size} token(s) that are not in this compact "
-                f"vocabulary of {self.vocab_size} tokens (it holds only the tokens of the "
-                f"training corpus): {pieces}{' ...' if np.unique(unknown).size > 20 else ''}. "
-                f"Rephrase with words from the corpus, or use a model trained with --vocab full.")
+                f"{what} contains {unknown.size} token(s) that are not in this {self.mode} "
+                f"vocabulary of {self.vocab_size} tokens (it holds only the tokens the training "
+                f"corpus could produce): {pieces}"
+                f"{' ...' if np.unique(unknown).size > 20 else ''}. Rephrase with words from "
+                f"the corpus, or extend the vocabulary (Tokenizer.extended) and fine-tune.")
         return model_ids
 
     def decode(self, ids) -> str:
@@ -167,12 +177,14 @@ class Tokenizer:
         return self.encoding.decode(cl100k.tolist())
 
     def extended(self, text: str) -> tuple["Tokenizer", int]:
-        """A compact tokenizer whose vocabulary also covers ``text``: the ids already known keep
-        their model ids and the new ones are appended (K, K+1, ...). Returns it and the number of
-        ids added. A full tokenizer covers every text and is returned unchanged."""
-        if self.mode == "full":
-            return self, 0
+        """A tokenizer whose vocabulary also covers ``text``, and the number of ids added. The
+        ids already known keep their model ids and new ones are appended (K, K+1, ...): for a
+        compact vocabulary the new corpus's unknown tokens, for a full one the ids up to the new
+        corpus's largest."""
         ids = np.unique(self._cl100k_ids(text, what="the new corpus"))
+        if self.mode == "full":
+            size = max(self.full_size, int(ids.max()) + 1)
+            return Tokenizer("full", full_size=size), size - self.full_size
         new = ids[self._to_model_id[ids] < 0]
         return Tokenizer("compact", np.concatenate([self.vocab_ids, new])), int(new.size)
 
@@ -190,7 +202,10 @@ class Tokenizer:
         if state.get("encoding", ENCODING) != ENCODING:
             raise ValueError(f"the checkpoint was made with the encoding {state['encoding']!r}; "
                              f"this package tokenises with {ENCODING!r}")
-        tokenizer = cls(state["mode"], state.get("vocab_ids"))
+        if state["mode"] == "full":
+            tokenizer = cls("full", full_size=state.get("vocab_size"))
+        else:
+            tokenizer = cls(state["mode"], state.get("vocab_ids"))
         if "vocab_size" in state and state["vocab_size"] != tokenizer.vocab_size:
             raise ValueError(f"tokenizer state says vocab_size {state['vocab_size']} but its "
                              f"mapping has {tokenizer.vocab_size} ids")
