@@ -332,6 +332,21 @@ def print_tables(runs: list, summary: dict) -> None:
                                      for a, b in v.items()))
 
 
+def _grouped_bars(ax, rows, contenders, metric, label, ylabel, title) -> None:
+    """One group of bars per benchmark row, one bar per contender (0 where it did not run)."""
+    if not rows:
+        return
+    xs, width = range(len(rows)), 0.28
+    for i, name in enumerate(contenders):
+        values = [r["results"][name][metric] if name in r["results"] else 0 for r in rows]
+        ax.bar([x + (i - 1) * width for x in xs], values, width, label=name)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([label(r) for r in rows], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+
+
 def plot(runs: list, path: str) -> str | None:
     try:
         import matplotlib
@@ -341,34 +356,13 @@ def plot(runs: list, path: str) -> str | None:
         return None
     fig, axes = plt.subplots(len(runs), 2, figsize=(16, 5 * len(runs)), squeeze=False)
     for row, run in enumerate(runs):
-        ax = axes[row][0]
-        gem = run["gemm"]
-        if gem:
-            labels = [f"{g['dtype'][5:]}:{g['shape']}" for g in gem]
-            xs = range(len(gem))
-            w = 0.28
-            for i, name in enumerate(["c", "openblas", "naive"]):
-                vals = [g["results"][name]["gflops"] if name in g["results"] else 0 for g in gem]
-                ax.bar([x + (i - 1) * w for x in xs], vals, w, label=name)
-            ax.set_xticks(list(xs))
-            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-            ax.set_ylabel("GFLOPS")
-            ax.set_title(f"GEMM, {run['threads']} thread(s)")
-            ax.legend()
-        ax = axes[row][1]
-        sm = run["softmax"]
-        if sm:
-            labels = [f"{s['op']}\n{tuple(s['shape'])}" for s in sm]
-            xs = range(len(sm))
-            w = 0.28
-            for i, name in enumerate(["c", "numpy", "torch"]):
-                vals = [s["results"][name]["gbps"] if name in s["results"] else 0 for s in sm]
-                ax.bar([x + (i - 1) * w for x in xs], vals, w, label=name)
-            ax.set_xticks(list(xs))
-            ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-            ax.set_ylabel("GB/s (input read + output written)")
-            ax.set_title(f"Softmax family, float32, {run['threads']} thread(s)")
-            ax.legend()
+        _grouped_bars(axes[row][0], run["gemm"], ["c", "openblas", "naive"], "gflops",
+                      lambda g: f"{g['dtype'][5:]}:{g['shape']}", "GFLOPS",
+                      f"GEMM, {run['threads']} thread(s)")
+        _grouped_bars(axes[row][1], run["softmax"], ["c", "numpy", "torch"], "gbps",
+                      lambda r: f"{r['op']}\n{tuple(r['shape'])}",
+                      "GB/s (input read + output written)",
+                      f"Softmax family, float32, {run['threads']} thread(s)")
     fig.tight_layout()
     png = os.path.splitext(path)[0] + ".png"
     fig.savefig(png, dpi=110)

@@ -54,6 +54,22 @@ def _batches(vocab_size: int, batch_size: int, steps: int):
             for _ in range(steps)]
 
 
+def _timed_steps(loss_fn, optimizer, batches, warmup: int) -> list:
+    """Seconds per training step (forward -> loss -> backward -> update), after ``warmup`` steps.
+    Both contenders run exactly this loop."""
+    times = []
+    for i, (x, y) in enumerate(batches):
+        start = time.perf_counter()
+        loss = loss_fn(x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def _steps_tinygrad_lite(vocab_size, batch_size, warmup, steps):
     import tinygrad_lite as tg
     from tinygrad_lite.models.gpt import GPT, GPTConfig
@@ -62,17 +78,9 @@ def _steps_tinygrad_lite(vocab_size, batch_size, warmup, steps):
     tg.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=vocab_size, **MODEL))
     optimizer = AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for i, (x, y) in enumerate(_batches(vocab_size, batch_size, warmup + steps)):
-        start = time.perf_counter()
-        _, loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss.item()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times, model.num_parameters()
+    return (_timed_steps(lambda x, y: model(x, y)[1], optimizer,
+                         _batches(vocab_size, batch_size, warmup + steps), warmup),
+            model.num_parameters())
 
 
 def _torch_gpt(vocab_size: int):
@@ -140,18 +148,10 @@ def _steps_pytorch(vocab_size, batch_size, warmup, steps):
     torch.manual_seed(0)
     model = _torch_gpt(vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for i, (x, y) in enumerate(_batches(vocab_size, batch_size, warmup + steps)):
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        start = time.perf_counter()
-        loss = model(x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss.item()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times, sum(p.numel() for p in model.parameters())
+    batches = [(torch.from_numpy(x), torch.from_numpy(y))
+               for x, y in _batches(vocab_size, batch_size, warmup + steps)]
+    return (_timed_steps(model, optimizer, batches, warmup),
+            sum(p.numel() for p in model.parameters()))
 
 
 def worker(spec: dict) -> None:
