@@ -18,8 +18,9 @@
  *                   a gradient only the first pass runs.
  * Every variant reads its input from memory once, writes its output once and computes one exp
  * per element -- the minimum. (The NumPy reference makes about eight passes.)
- * Sums are accumulated in double: a float32 sum over a 100k-wide row would otherwise lose
- * about 1e-5 relative accuracy.
+ * Sums are accumulated in double across chunks (a float32 sum over a 100k-wide row would lose
+ * about 1e-5 relative accuracy) and in the element type within a chunk (short, so cheap and
+ * accurate enough: see row_online_pass).
  *
  * exp: glibc's expf/exp are scalar calls that GCC cannot vectorise without -ffast-math (which we
  * refuse, see csrc/build.py), so tgl_exp_f32/tgl_exp_f64 below are the classic Cephes
@@ -50,12 +51,14 @@
  * indirect jump per row, which matters for short rows). */
 #define TGL_INLINE __attribute__((always_inline)) inline
 
-/* Chunk length of the online max+sum pass: 1024 floats = 4 KiB, comfortably inside L1. Rows
- * longer than CHUNK * MAX_CHUNKS use longer chunks (see chunk_for). */
+/* Chunk length of the online max+sum pass: 256 floats = 1 KiB, well inside L1 (so the max and
+ * the exp loops over a chunk read it from L1), and short enough that a chunk's sum can be kept
+ * in float (see row_online_pass). Rows longer than CHUNK * MAX_CHUNKS use longer chunks (see
+ * chunk_for). */
 #ifndef CHUNK
-#define CHUNK 1024
+#define CHUNK 256
 #endif
-#define MAX_CHUNKS 256
+#define MAX_CHUNKS 1024
 
 /* Below this many elements in total, threads cost more than they save. */
 #define PARALLEL_MIN_ELEMENTS (1 << 15)
@@ -81,7 +84,9 @@ static int64_t grain_for(int64_t rows, int64_t cols, int nt) {
 /* Vectorisable exp                                                                         */
 /* ---------------------------------------------------------------------------------------- */
 
-/* exp(x + x_lo) for float, where x_lo is a tiny correction term (see tgl_exp_diff_f32 below).
+/* exp(x + x_lo) for float, where x_lo is a tiny correction term (see tgl_exp_diff_f32 below),
+ * for x <= 88 (or NaN): the softmax kernels only ever need x <= 0, so this core has no overflow
+ * handling -- every compare-and-select it does not do is an instruction saved per 16 elements.
  * x = n*ln2 + r with |r| <= ln2/2, so exp(x) = 2^n * exp(r).
  *  - n = round(x / ln2) by the "magic number" trick: adding 1.5*2^23 pushes the fraction bits
  *    out, so the float t holds n in its low mantissa bits (no float->int conversion needed).
@@ -89,13 +94,11 @@ static int64_t grain_for(int64_t rows, int64_t cols, int nt) {
  *    so r is accurate even for large n.
  *  - exp(r) = 1 + r + r^2 * P(r), the degree-5 polynomial P from Cephes' expf.
  *  - 2^n is built directly in the exponent bits of a float.
- * Results: below -87.33 (where exp underflows to subnormals) 0; above 88.72 +inf; NaN stays
- * NaN. Arguments in (88.0, 88.72] are clamped to 88.0 -- our kernels only ever pass x <= 0. */
-static inline float tgl_exp_parts_f32(float x, float x_lo) {
-    const float lo = -87.33654475f, hi = 88.0f;
-    float xc = x < lo ? lo : x; /* written this way round so a NaN passes through */
-    xc = xc > hi ? hi : xc;
-    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+ * Below -87.33 (where exp underflows to subnormals) the result is 0; NaN stays NaN. */
+static inline float tgl_exp_core_f32(float x, float x_lo) {
+    const float lo = -87.33654475f;
+    const float xc = x < lo ? lo : x; /* written this way round so a NaN passes through */
+    const float magic = 12582912.0f;  /* 1.5 * 2^23 */
     float t = xc * 1.44269504088896341f + magic;
     float n = t - magic;
     float r = xc - n * 0.693359375f;
@@ -114,16 +117,21 @@ static inline float tgl_exp_parts_f32(float x, float x_lo) {
     float scale;
     memcpy(&scale, &sbits, sizeof scale);
     y = y * scale;
-    y = x < lo ? 0.0f : y;
+    return x < lo ? 0.0f : y;
+}
+
+/* exp(x) over the whole float range: the core, plus +inf above 88.72 (arguments in
+ * (88.0, 88.72] are clamped to 88.0). */
+static inline float tgl_exp_f32(float x) {
+    const float y = tgl_exp_core_f32(x > 88.0f ? 88.0f : x, 0.0f);
     return x > 88.72283905f ? INFINITY : y;
 }
 
-/* exp(x) for double: same reduction (magic 1.5*2^52), Cephes' Pade approximation
- * exp(r) = 1 + 2r P(r^2) / (Q(r^2) - r P(r^2)). 0 below -708.39, +inf above 709.78. */
-static inline double tgl_exp_parts_f64(double x, double x_lo) {
-    const double lo = -708.39641853226408, hi = 709.0;
-    double xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
+/* exp(x + x_lo) for double, x <= 709 or NaN: same reduction (magic 1.5*2^52), Cephes' Pade
+ * approximation exp(r) = 1 + 2r P(r^2) / (Q(r^2) - r P(r^2)). 0 below -708.39. */
+static inline double tgl_exp_core_f64(double x, double x_lo) {
+    const double lo = -708.39641853226408;
+    const double xc = x < lo ? lo : x;
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
     double t = xc * 1.4426950408889634 + magic;
     double n = t - magic;
@@ -142,29 +150,31 @@ static inline double tgl_exp_parts_f64(double x, double x_lo) {
     double scale;
     memcpy(&scale, &sbits, sizeof scale);
     y = y * scale;
-    y = x < lo ? 0.0 : y;
+    return x < lo ? 0.0 : y;
+}
+
+static inline double tgl_exp_f64(double x) {
+    const double y = tgl_exp_core_f64(x > 709.0 ? 709.0 : x, 0.0);
     return x > 709.782712893384 ? INFINITY : y;
 }
 
-static inline float tgl_exp_f32(float x) { return tgl_exp_parts_f32(x, 0.0f); }
-static inline double tgl_exp_f64(double x) { return tgl_exp_parts_f64(x, 0.0); }
-
-/* exp(a - b), accurately. The difference a - b of two floats is rounded: for a - b = -81 in
- * float32 the rounding error can be 3.8e-6, and exp turns it into a relative error of 3.8e-6 --
- * more than the 2e-6 we promise for softmax. TwoSum (Knuth) recovers that rounding error exactly
- * with a few more additions, and the exp above folds it into its reduced argument. (For an
- * infinite or NaN difference there is no error term: it is set to 0.) */
+/* exp(a - b) for a <= b (b is the row max), accurately. The difference a - b of two floats is
+ * rounded: for a - b = -81 in float32 the rounding error can be 3.8e-6, and exp turns it into a
+ * relative error of 3.8e-6 -- more than the 2e-6 we promise for softmax. TwoSum (Knuth)
+ * recovers that rounding error exactly with a few more additions, and the exp core folds it
+ * into its reduced argument. (When a = -inf the error term is NaN, but the core returns 0 for
+ * any argument below -87 without looking at it; a NaN a gives NaN, as it should.) */
 static inline float tgl_exp_diff_f32(float a, float b) {
     float s = a - b;
     float bb = s - a;
     float err = (a - (s - bb)) + (-b - bb);
-    return tgl_exp_parts_f32(s, s - s == 0.0f ? err : 0.0f);
+    return tgl_exp_core_f32(s, err);
 }
 static inline double tgl_exp_diff_f64(double a, double b) {
     double s = a - b;
     double bb = s - a;
     double err = (a - (s - bb)) + (-b - bb);
-    return tgl_exp_parts_f64(s, s - s == 0.0 ? err : 0.0);
+    return tgl_exp_core_f64(s, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
