@@ -363,10 +363,11 @@ def test_missing_c_module_numpy_backend_is_explicit():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,fin,fout", [(1, 1, 1), (7, 5, 3), (256, 80, 321), (0, 4, 2)])
-def test_linear_matches_numpy(dtype, n, fin, fout):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_linear_matches_numpy(dtype, n, fin, fout, layout):
     rng = np.random.default_rng(n + fin + fout)
-    x = rng.standard_normal((n, fin)).astype(dtype)
-    w = rng.standard_normal((fout, fin)).astype(dtype)
+    x = make_matrix(rng, (n, fin), dtype, layout)
+    w = make_matrix(rng, (fout, fin), dtype, layout)
     b = rng.standard_normal(fout).astype(dtype)
     got = K.linear(x, w, b)
     ref = x.astype(np.float64) @ w.T.astype(np.float64) + b
