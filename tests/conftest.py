@@ -90,7 +90,15 @@ def c_kernels(monkeypatch):
         assert addr % x.itemsize == 0, f"unaligned pointer to C: shape {x.shape}, {x.strides}"
         return real_ptr(x, offset_bytes)
 
+    real_buffer = kernels._buffer
+
+    def checked_buffer(ctype, x):
+        assert x.flags.c_contiguous and x.ctypes.data % x.itemsize == 0, \
+            f"unaligned or strided buffer to C: shape {x.shape}, strides {x.strides}"
+        return real_buffer(ctype, x)
+
     monkeypatch.setattr(kernels, "_ptr", checked_ptr)
+    monkeypatch.setattr(kernels, "_buffer", checked_buffer)
     kernels.set_backend("c")
     yield
     kernels.set_backend(backend_name)

@@ -453,6 +453,11 @@ _GEMM_FNS = {} if _lib is None else {
 }
 
 
+def _buffer(ctype, x: np.ndarray):
+    """C pointer (cffi array) to the whole of the C-contiguous, aligned array x."""
+    return _ffi.from_buffer(ctype, x)
+
+
 def _packed_operand(x: np.ndarray):
     """(array to point at, trans, ld) when x (2-D or 3-D, aligned) is C-contiguous, or is the
     transpose of a C-contiguous array in its last two axes (``w.T``, ``g.transpose(0, 2, 1)``);
@@ -499,7 +504,7 @@ def _matmul_packed(a: np.ndarray, b: np.ndarray):
         return None
     ctype, gemm2d, gemm_batched = fns
     (av, ta, lda), (bv, tb, ldb) = pa, pb
-    from_buffer = _ffi.from_buffer
+    from_buffer = _buffer
     if batch:
         out = np.empty((batch, m, n), dtype=a.dtype)
         gemm_batched(ta, tb, batch, m, n, k, 1.0, from_buffer(ctype, av), lda, m * k,
@@ -853,6 +858,6 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     # The common case (see _matmul_packed): out is our own fresh array, so it cannot overlap.
     ctype, gemm2d, _ = _GEMM_FNS[x.dtype]
     (xv, tx, ldx), (wv, tw, ldw) = px, pw
-    gemm2d(tx, tw, m, n, k, 1.0, _ffi.from_buffer(ctype, xv), ldx, _ffi.from_buffer(ctype, wv),
-           ldw, 1.0, _ffi.from_buffer(ctype, out), n, _num_threads)
+    gemm2d(tx, tw, m, n, k, 1.0, _buffer(ctype, xv), ldx, _buffer(ctype, wv), ldw, 1.0,
+           _buffer(ctype, out), n, _num_threads)
     return out
