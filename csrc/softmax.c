@@ -62,7 +62,9 @@
 
 /* Outputs of at least this many bytes are written with streaming stores where the AVX-512 path
  * can (see there): larger than the L2 cache, so they would not stay in cache anyway. */
+#ifndef STREAM_MIN_BYTES
 #define STREAM_MIN_BYTES (4 << 20)
+#endif
 
 /* Below this many elements in total, threads cost more than they save. */
 #define PARALLEL_MIN_ELEMENTS (1 << 15)
@@ -563,11 +565,34 @@ TGL_AVX512_INLINE static void map_store_f32(int op, const float *a, const float 
  * when the max dominates the row the result is as exact as with exp(x - m), whose max term is
  * exactly 1 -- a row whose only finite element is the max gets exactly 0 (log-softmax = 0 there),
  * and cross-entropy's p_t - 1 does not pick up the exp's rounding. */
-TGL_AVX512_INLINE static double log_sum_rel_f32(float m, float N, double s) {
+TGL_AVX512_INLINE static double sum_rel_f32(float m, float N, double s) {
     const __m512 vm = _mm512_set1_ps(m);
     const float e_m = _mm512_cvtss_f32(
         exp_rel16(vm, _mm512_set1_ps(N), _mm512_sub_ps(vm, _mm512_set1_ps(FAST_CLAMP))));
-    return log(s / (double)e_m);
+    return s / (double)e_m;
+}
+TGL_AVX512_INLINE static double log_sum_rel_f32(float m, float N, double s) {
+    return log(sum_rel_f32(m, N, s));
+}
+
+/* log of 8 doubles q >= 1 (or NaN), to ~1e-12 absolute (the callers round it to float): short
+ * rows need a log per row, and a libm call each was a fifth of log-softmax's time on 128-wide
+ * rows. q = 2^k f with f in [0.75, 1.5) (VGETMANTPD / VGETEXPPD), log f = 2 atanh(u) with
+ * u = (f - 1) / (f + 1), |u| <= 0.2, by its series up to u^13 (next term < 1e-10 * u). */
+TGL_AVX512_INLINE static __m512d log8_pd(__m512d q) {
+    const __m512d f = _mm512_getmant_pd(q, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    const __m512d k = _mm512_sub_pd(_mm512_getexp_pd(q), _mm512_getexp_pd(f));
+    const __m512d one = _mm512_set1_pd(1.0);
+    const __m512d u = _mm512_div_pd(_mm512_sub_pd(f, one), _mm512_add_pd(f, one));
+    const __m512d u2 = _mm512_mul_pd(u, u);
+    __m512d p = _mm512_set1_pd(2.0 / 13);
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0 / 11));
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0 / 9));
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0 / 7));
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0 / 5));
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0 / 3));
+    p = _mm512_fmadd_pd(p, u2, _mm512_set1_pd(2.0));
+    return _mm512_fmadd_pd(k, _mm512_set1_pd(0.69314718055994530942), _mm512_mul_pd(p, u));
 }
 
 /* log(sum(exp(x - m))) (in double) and m = max(x), without writing anything. */
@@ -585,9 +610,9 @@ TGL_AVX512_INLINE static double log_sum_f32(const float *x, int64_t n, float *m_
 }
 
 /* softmax(x) * scale into y (stream: through the scratch row, then streamed out). Returns
- * logsumexp(x). */
+ * logsumexp(x) when want_lse (cross-entropy; a log per row is not free for short rows). */
 TGL_AVX512_INLINE static double softmax_scaled_row_f32(const float *x, float *y, int64_t n,
-                                                       double scale, int stream) {
+                                                       double scale, int stream, int want_lse) {
     float chunk_tab[MAX_CHUNKS];
     const int64_t chunk = avx_chunk_for(n);
     /* (The scratch row must stay in L2 next to x's row to pay off: 1 MiB at most.) */
@@ -597,14 +622,14 @@ TGL_AVX512_INLINE static double softmax_scaled_row_f32(const float *x, float *y,
         stream = 0;
     }
     float m, N;
-    double s, lse;
+    double s, lse = 0.0;
     if (online_rel_f32(x, n, chunk, e, chunk_tab, &m, &N, &s)) {
         if (n > chunk) fixup_rel_f32(e, n, chunk, chunk_tab, N);
-        lse = (double)m + log_sum_rel_f32(m, N, s);
+        if (want_lse) lse = (double)m + log_sum_rel_f32(m, N, s);
     } else {
         online_f32(x, n, chunk, e, chunk_tab, &m, &s);
         if (n > chunk) fixup_f32(e, n, chunk, chunk_tab, m);
-        lse = (double)m + log(s);
+        if (want_lse) lse = (double)m + log(s);
     }
     map_store_f32(MAP_SCALE, e, NULL, y, n, (float)(scale / s), 0.0f, stream);
     return lse;
@@ -616,17 +641,38 @@ TGL_AVX512_INLINE static double softmax_scaled_row_f32(const float *x, float *y,
 TGL_AVX512 static void softmax_block_avx512_f32(const float *x, int64_t ldx, float *y,
                                                 int64_t rows, int64_t cols, int stream) {
     for (int64_t r = 0; r < rows; r++)
-        (void)softmax_scaled_row_f32(x + r * ldx, y + r * cols, cols, 1.0, stream);
+        (void)softmax_scaled_row_f32(x + r * ldx, y + r * cols, cols, 1.0, stream, 0);
     if (stream) _mm_sfence();
 }
 
+/* Short rows in groups of 8: the sums of 8 rows first, one vector log for all of them, then the 8
+ * output rows (their inputs are still in cache). */
 TGL_AVX512 static void log_softmax_block_avx512_f32(const float *x, int64_t ldx, float *y,
                                                     int64_t rows, int64_t cols, int stream) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float m;
-        const float log_s = (float)log_sum_f32(xr, cols, &m);
-        map_store_f32(MAP_LOG_SOFTMAX, xr, NULL, y + r * cols, cols, m, log_s, stream);
+    const int64_t chunk = avx_chunk_for(cols);
+    /* (Long rows one at a time: 8 of them would not stay in cache for the second pass.) */
+    const int64_t group = cols <= 4096 ? 8 : 1;
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+        const int64_t g = rows - r0 < group ? rows - r0 : group;
+        double q[8] = {1, 1, 1, 1, 1, 1, 1, 1}, log_q[8];
+        float m[8];
+        for (int64_t j = 0; j < g; j++) {
+            const float *xr = x + (r0 + j) * ldx;
+            float N;
+            double s;
+            if (online_rel_f32(xr, cols, chunk, NULL, NULL, &m[j], &N, &s)) {
+                q[j] = sum_rel_f32(m[j], N, s); /* sum(exp(x - m)), see log_sum_rel_f32 */
+            } else {
+                online_f32(xr, cols, chunk, NULL, NULL, &m[j], &s);
+                q[j] = s;
+            }
+        }
+        _mm512_storeu_pd(log_q, log8_pd(_mm512_loadu_pd(q)));
+        for (int64_t j = 0; j < g; j++) {
+            /* (q = 0, a row of -inf only, gives NaN rather than -inf: the row is NaN either way) */
+            map_store_f32(MAP_LOG_SOFTMAX, x + (r0 + j) * ldx, NULL, y + (r0 + j) * cols, cols,
+                          m[j], (float)log_q[j], stream);
+        }
     }
     if (stream) _mm_sfence();
 }
@@ -669,7 +715,7 @@ TGL_AVX512 static double cross_entropy_row_avx512_f32(const float *x, int64_t n,
                                                       double scale, float *g, int stream) {
     double lse;
     if (g) {
-        lse = softmax_scaled_row_f32(x, g, n, scale, stream); /* g = softmax * scale */
+        lse = softmax_scaled_row_f32(x, g, n, scale, stream, 1); /* g = softmax * scale */
         if (stream) _mm_sfence(); /* the streamed row is in place before g[t] is overwritten */
         g[t] = (float)((exp((double)x[t] - lse) - 1.0) * scale); /* see cross_entropy_row */
     } else {
