@@ -34,6 +34,11 @@
  * build stays portable (no -march=native) and still uses the wide vectors where they exist.
  *
  * The float and double versions share one body: softmax_impl.h, included twice below.
+ *
+ * float32 on AVX-512 CPUs runs a hand-written path instead (softmax_avx512.h): a power-of-two
+ * shift in place of exp(x - max), sums kept in vector registers, streaming stores for outputs
+ * larger than L2. This file's code is the portable reference it is tested against, and what
+ * every other CPU and float64 run.
  */
 #include "softmax.h"
 
@@ -59,6 +64,12 @@
 #define CHUNK 256
 #endif
 #define MAX_CHUNKS 1024
+
+/* Outputs of at least this many bytes are written with streaming stores where the AVX-512 path
+ * can (see there): larger than the L2 cache, so they would not stay in cache anyway. */
+#ifndef STREAM_MIN_BYTES
+#define STREAM_MIN_BYTES (4 << 20)
+#endif
 
 /* Below this many elements in total, threads cost more than they save. */
 #define PARALLEL_MIN_ELEMENTS (1 << 15)
@@ -177,6 +188,8 @@ static inline double tgl_exp_diff_f64(double a, double b) {
     return tgl_exp_core_f64(s, err);
 }
 
+#include "softmax_avx512.h" /* the AVX-512 float32 fast path, see there */
+
 /* ---------------------------------------------------------------------------------------- */
 /* The kernels, once per element type                                                       */
 /* ---------------------------------------------------------------------------------------- */
@@ -186,21 +199,25 @@ static inline double tgl_exp_diff_f64(double a, double b) {
 #define VEXP tgl_exp_f32
 #define VEXP_DIFF tgl_exp_diff_f32
 #define LIBM_EXP expf
+#define TGL_PICK(generic, fast) TGL_PICK_F32(generic, fast)
 #include "softmax_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
 #undef VEXP_DIFF
 #undef LIBM_EXP
+#undef TGL_PICK
 
 #define T double
 #define SFX f64
 #define VEXP tgl_exp_f64
 #define VEXP_DIFF tgl_exp_diff_f64
 #define LIBM_EXP exp
+#define TGL_PICK(generic, fast) (generic)
 #include "softmax_impl.h"
 #undef T
 #undef SFX
 #undef VEXP
 #undef VEXP_DIFF
 #undef LIBM_EXP
+#undef TGL_PICK

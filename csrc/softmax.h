@@ -63,3 +63,9 @@ void tgl_softmax_reference_f64(const double *x, double *y, int64_t rows, int64_t
 /* The vectorisable exp used by the fast path, exposed so tests can measure its accuracy. */
 void tgl_vexp_f32(const float *x, float *y, int64_t n);
 void tgl_vexp_f64(const double *x, double *y, int64_t n);
+
+/* Which softmax code path runs: 2 = hand-written AVX-512 (float32 only), 0 = portable C
+ * (compiled per CPU level with target_clones). tgl_softmax_set_portable(1) forces the portable
+ * code, (0) releases it (for tests and benchmarks); both return tgl_softmax_path(). */
+int tgl_softmax_path(void);
+int tgl_softmax_set_portable(int force);

@@ -98,7 +98,7 @@ static void TGL_FN(row_max_sumexp)(const T *x, int64_t n, T *m, double *s) {
     TGL_FN(row_online_pass)(x, n, TGL_FN(chunk_for)(n), NULL, NULL, m, s);
 }
 
-TGL_ROW_KERNEL
+TGL_INLINE
 static void TGL_FN(softmax_row)(const T *x, T *y, int64_t n) {
     T chunk_max[MAX_CHUNKS];
     const int64_t chunk = TGL_FN(chunk_for)(n);
@@ -108,7 +108,7 @@ static void TGL_FN(softmax_row)(const T *x, T *y, int64_t n) {
     TGL_FN(row_rescale)(y, n, chunk, chunk_max, m, 1.0 / s);
 }
 
-TGL_ROW_KERNEL
+TGL_INLINE
 static void TGL_FN(log_softmax_row)(const T *x, T *y, int64_t n) {
     T m;
     double s;
@@ -138,14 +138,14 @@ static double TGL_FN(row_dot)(const T *a, const T *b, int64_t n) {
     return total;
 }
 
-TGL_ROW_KERNEL
+TGL_INLINE
 static void TGL_FN(softmax_backward_row)(const T *y, const T *dy, T *dx, int64_t n) {
     const T d = (T)TGL_FN(row_dot)(dy, y, n);
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - d);
 }
 
-TGL_ROW_KERNEL
+TGL_INLINE
 static void TGL_FN(log_softmax_backward_row)(const T *y, const T *dy, T *dx, int64_t n) {
     const T sd = (T)TGL_FN(row_dot)(dy, NULL, n);
 #pragma omp simd
@@ -153,7 +153,9 @@ static void TGL_FN(log_softmax_backward_row)(const T *y, const T *dy, T *dx, int
 }
 
 TGL_ROW_KERNEL
-static double TGL_FN(cross_entropy_row)(const T *x, int64_t n, int64_t t, double scale, T *g) {
+static double TGL_FN(cross_entropy_row)(const T *x, int64_t n, int64_t t, double scale, T *g,
+                                        int stream) {
+    (void)stream; /* only the AVX-512 path streams */
     T m;
     double s;
     if (g) {
@@ -173,40 +175,96 @@ static double TGL_FN(cross_entropy_row)(const T *x, int64_t n, int64_t t, double
     return lse - (double)x[t];
 }
 
-/* ---- public entry points: threads over rows ---- */
+/* Blocks of rows: the unit the threads take (the row loop sits inside the cloned function, so
+ * the row helpers inline into each clone and there is no dispatched call per row). `stream`
+ * only matters to the AVX-512 float path (softmax.c). */
+typedef void (*TGL_FN(fwd_block_fn))(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                                     int stream);
+typedef void (*TGL_FN(bwd_block_fn))(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
+                                     int64_t rows, int64_t cols, int stream);
 
-void TGL_FN(tgl_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
-                         int num_threads) {
-    const int nt = threads_for(rows, cols, num_threads);
-    const int64_t grain = grain_for(rows, cols, nt);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+TGL_ROW_KERNEL
+static void TGL_FN(softmax_block)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                                  int stream) {
+    (void)stream;
     for (int64_t r = 0; r < rows; r++) TGL_FN(softmax_row)(x + r * ldx, y + r * cols, cols);
 }
 
-void TGL_FN(tgl_log_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
-                             int num_threads) {
-    const int nt = threads_for(rows, cols, num_threads);
-    const int64_t grain = grain_for(rows, cols, nt);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+TGL_ROW_KERNEL
+static void TGL_FN(log_softmax_block)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                                      int stream) {
+    (void)stream;
     for (int64_t r = 0; r < rows; r++) TGL_FN(log_softmax_row)(x + r * ldx, y + r * cols, cols);
 }
 
-void TGL_FN(tgl_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
-                                  int64_t rows, int64_t cols, int num_threads) {
-    const int nt = threads_for(rows, cols, num_threads);
-    const int64_t grain = grain_for(rows, cols, nt);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+TGL_ROW_KERNEL
+static void TGL_FN(softmax_backward_block)(const T *y, int64_t ldy, const T *dy, int64_t ldd,
+                                           T *dx, int64_t rows, int64_t cols, int stream) {
+    (void)stream;
     for (int64_t r = 0; r < rows; r++)
         TGL_FN(softmax_backward_row)(y + r * ldy, dy + r * ldd, dx + r * cols, cols);
 }
 
-void TGL_FN(tgl_log_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
-                                      int64_t rows, int64_t cols, int num_threads) {
-    const int nt = threads_for(rows, cols, num_threads);
-    const int64_t grain = grain_for(rows, cols, nt);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1)
+TGL_ROW_KERNEL
+static void TGL_FN(log_softmax_backward_block)(const T *y, int64_t ldy, const T *dy, int64_t ldd,
+                                               T *dx, int64_t rows, int64_t cols, int stream) {
+    (void)stream;
     for (int64_t r = 0; r < rows; r++)
         TGL_FN(log_softmax_backward_row)(y + r * ldy, dy + r * ldd, dx + r * cols, cols);
+}
+
+/* ---- public entry points: threads over blocks of rows ---- */
+
+static void TGL_FN(run_forward)(TGL_FN(fwd_block_fn) fn, const T *x, int64_t ldx, T *y,
+                                int64_t rows, int64_t cols, int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+    const int64_t blocks = (rows + grain - 1) / grain;
+    const int stream = (double)rows * (double)cols * sizeof(T) >= STREAM_MIN_BYTES;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * grain, nr = rows - r0 < grain ? rows - r0 : grain;
+        fn(x + r0 * ldx, ldx, y + r0 * cols, nr, cols, stream);
+    }
+}
+
+static void TGL_FN(run_backward)(TGL_FN(bwd_block_fn) fn, const T *y, int64_t ldy, const T *dy,
+                                 int64_t ldd, T *dx, int64_t rows, int64_t cols,
+                                 int num_threads) {
+    const int nt = threads_for(rows, cols, num_threads);
+    const int64_t grain = grain_for(rows, cols, nt);
+    const int64_t blocks = (rows + grain - 1) / grain;
+    const int stream = (double)rows * (double)cols * sizeof(T) >= STREAM_MIN_BYTES;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * grain, nr = rows - r0 < grain ? rows - r0 : grain;
+        fn(y + r0 * ldy, ldy, dy + r0 * ldd, ldd, dx + r0 * cols, nr, cols, stream);
+    }
+}
+
+void TGL_FN(tgl_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                         int num_threads) {
+    TGL_FN(run_forward)(TGL_PICK(TGL_FN(softmax_block), TGL_FN(softmax_block_avx512)), x, ldx, y,
+                        rows, cols, num_threads);
+}
+
+void TGL_FN(tgl_log_softmax)(const T *x, int64_t ldx, T *y, int64_t rows, int64_t cols,
+                             int num_threads) {
+    TGL_FN(run_forward)(TGL_PICK(TGL_FN(log_softmax_block), TGL_FN(log_softmax_block_avx512)), x,
+                        ldx, y, rows, cols, num_threads);
+}
+
+void TGL_FN(tgl_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
+                                  int64_t rows, int64_t cols, int num_threads) {
+    TGL_FN(run_backward)(TGL_PICK(TGL_FN(softmax_backward_block),
+                                  TGL_FN(softmax_backward_block_avx512)),
+                         y, ldy, dy, ldd, dx, rows, cols, num_threads);
+}
+
+void TGL_FN(tgl_log_softmax_backward)(const T *y, int64_t ldy, const T *dy, int64_t ldd, T *dx,
+                                      int64_t rows, int64_t cols, int num_threads) {
+    TGL_FN(run_backward)(TGL_FN(log_softmax_backward_block), y, ldy, dy, ldd, dx, rows, cols,
+                         num_threads);
 }
 
 int64_t TGL_FN(tgl_cross_entropy)(const T *logits, int64_t ldl, const int64_t *targets,
@@ -214,6 +272,9 @@ int64_t TGL_FN(tgl_cross_entropy)(const T *logits, int64_t ldl, const int64_t *t
                                   double *losses, T *dlogits, int num_threads) {
     const int nt = threads_for(rows, cols, num_threads);
     const int64_t grain = grain_for(rows, cols, nt);
+    const int stream = dlogits && (double)rows * (double)cols * sizeof(T) >= STREAM_MIN_BYTES;
+    double (*row_fn)(const T *, int64_t, int64_t, double, T *, int) =
+        TGL_PICK(TGL_FN(cross_entropy_row), TGL_FN(cross_entropy_row_avx512));
     int64_t bad = 0;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, grain) if (nt > 1) reduction(+ : bad)
     for (int64_t r = 0; r < rows; r++) {
@@ -228,7 +289,7 @@ int64_t TGL_FN(tgl_cross_entropy)(const T *logits, int64_t ldl, const int64_t *t
             if (g) memset(g, 0, (size_t)cols * sizeof(T));
             continue;
         }
-        losses[r] = TGL_FN(cross_entropy_row)(logits + r * ldl, cols, t, scale, g);
+        losses[r] = row_fn(logits + r * ldl, cols, t, scale, g, stream);
     }
     return bad;
 }

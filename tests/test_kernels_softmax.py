@@ -363,3 +363,50 @@ def test_cross_entropy_bad_input_errors(backend):
             K.cross_entropy(np.zeros((3, 5), np.int64), np.zeros(3, np.int64))
         with pytest.raises(TypeError, match="ignore_index"):
             K.cross_entropy(logits, np.zeros(3, np.int64), ignore_index=1.5)
+
+
+@pytest.mark.parametrize("cols", [1, 17, 128, 2048, 4097, 100277])
+def test_avx512_and_portable_paths_agree(cols):
+    """softmax.c has a hand-written AVX-512 float32 path (a power-of-two shift instead of
+    exp(x - max), streaming stores for large outputs); the portable C is what other CPUs run.
+    Both must agree to the accuracy target, also with -inf, NaN, +-1e4 and rows large enough to
+    stream (>= 4 MiB in total)."""
+    lib = K._lib
+    if lib.tgl_softmax_set_portable(0) != 2:
+        pytest.skip("no AVX-512 on this CPU")
+    rng = np.random.default_rng(cols)
+    rows = max(3, (5 << 20) // (4 * cols)) if cols >= 2048 else 9
+    x = (rng.standard_normal((rows, cols)) * 4).astype(np.float32)
+    x[1, ::3] = -np.inf
+    x[2] *= 2500.0  # beyond the power-of-two path's range: the exp(x - max) fallback
+    if cols > 1:
+        x[3, cols // 2] = np.nan
+    dy = rng.standard_normal((rows, cols)).astype(np.float32)
+    targets = rng.integers(0, cols, rows)
+    outs = {}
+    try:
+        for portable in (1, 0):
+            lib.tgl_softmax_set_portable(portable)
+            with np.errstate(invalid="ignore"):
+                y = K.softmax(x)
+                outs[portable] = (y, K.log_softmax(x), K.softmax_backward(y, dy),
+                                  K.cross_entropy(np.nan_to_num(x, nan=0.0), targets))
+    finally:
+        lib.tgl_softmax_set_portable(0)
+    (p_y, p_ly, p_dx, (p_loss, p_g)), (a_y, a_ly, a_dx, (a_loss, a_g)) = outs[1], outs[0]
+    np.testing.assert_array_equal(np.isnan(a_y), np.isnan(p_y))
+    np.testing.assert_allclose(a_y, p_y, rtol=4e-6, atol=1e-37)
+    np.testing.assert_array_equal(np.isnan(a_ly), np.isnan(p_ly))
+    ok = np.isfinite(p_ly)
+    np.testing.assert_array_equal(a_ly[~ok], p_ly[~ok])
+    np.testing.assert_allclose(a_ly[ok], p_ly[ok], rtol=1e-6, atol=2e-6)
+    # dx = y * (dy - <dy, y>): y's own difference plus the dot product's rounding, as in
+    # test_backward_kernels_match_numpy.
+    eps = np.finfo(np.float32).eps
+    fin = np.isfinite(p_y).all(-1)
+    tol = (4e-6 * np.abs(p_dx) + 4 * eps * np.abs(p_y) * (
+        np.abs(dy) + (np.abs(dy) * np.abs(p_y)).sum(-1, keepdims=True)) * (1 + np.log2(cols))
+        + 1e-37)
+    assert np.all(np.abs(a_dx - p_dx)[fin] <= tol[fin])
+    assert a_loss == pytest.approx(p_loss, rel=1e-6)
+    np.testing.assert_allclose(a_g, p_g, rtol=4e-6, atol=1e-12)
