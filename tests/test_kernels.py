@@ -382,3 +382,45 @@ def test_linear_bad_input_errors():
         K.linear(x, np.ones((4, 2), np.float32), b)
     with pytest.raises(TypeError, match="same dtype"):
         K.linear(x, w, b.astype(np.float64))
+
+
+# --------------------------------------------------------------------------------------------
+# Large outputs reuse memory (kernels._empty)
+# --------------------------------------------------------------------------------------------
+
+def test_large_outputs_reuse_memory_only_when_no_view_is_left():
+    K.empty_cache()
+    n = K._REUSE_MIN_BYTES // 4 + 1000  # just over the threshold, as float32
+    x = np.random.default_rng(3).standard_normal((4, n // 4)).astype(np.float32)
+    y = K.softmax(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and y.flags.writeable
+    address = y.ctypes.data
+    del y
+    y2 = K.softmax(x)
+    assert y2.ctypes.data == address  # the memory came back and was reused
+    keep = y2[1:, ::2]  # a view keeps the memory in use even when y2 itself is gone
+    saved = keep.copy()
+    del y2
+    y3 = K.log_softmax(x)
+    assert not np.shares_memory(y3, keep)
+    np.testing.assert_array_equal(keep, saved)  # the view's values were not overwritten
+    np.testing.assert_allclose(np.exp(y3), K.softmax(x), rtol=1e-5, atol=1e-12)
+    del keep, y3
+    assert K._free_bytes > 0
+    K.empty_cache()
+    assert K._free_bytes == 0 and not K._free_maps
+
+
+def test_small_outputs_are_plain_arrays():
+    y = K.softmax(np.ones((3, 5), np.float32))
+    assert y.flags.owndata  # below the threshold: an ordinary np.empty
+
+
+def test_output_cache_is_bounded(monkeypatch):
+    K.empty_cache()
+    monkeypatch.setattr(K, "_REUSE_CACHE_BYTES", 0)  # nothing may be kept
+    x = np.ones((2, K._REUSE_MIN_BYTES // 4), np.float32)
+    y = K.softmax(x)
+    assert not y.flags.owndata  # it did come from a memory map
+    del y
+    assert K._free_bytes == 0 and not any(K._free_maps.values())

@@ -39,8 +39,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import mmap
 import operator
 import os
+import weakref
 
 import numpy as np
 
@@ -198,6 +200,64 @@ def gemm_path() -> str:
 
 if _lib is not None and os.environ.get("TGL_GEMM_PORTABLE", "").strip() == "1":
     _set_portable(True)
+
+
+# --------------------------------------------------------------------------------------------
+# Output arrays: large ones reuse memory
+# --------------------------------------------------------------------------------------------
+# A fresh large array is memory the operating system maps and zeroes page by page when it is
+# first written: for the tiny GPT's 100 MB logits gradient that costs ~20 ms at one thread, as
+# much as the cross-entropy kernel itself, every step -- and glibc's malloc hands blocks that big
+# back to the system on free, so the next step pays again. So outputs of at least
+# _REUSE_MIN_BYTES come from a small cache of anonymous memory maps instead (the idea of
+# PyTorch's CUDA caching allocator): when the last array or view using a map is gone, the map
+# goes back to the cache, and the next output of the same size reuses it, already mapped.
+#
+# How "the last view is gone" is known: the output is a view of `flat`, a 1-D array made with
+# np.frombuffer over the map. NumPy points every view's .base at `flat` (not at the map, which is
+# not an array), so `flat` lives exactly as long as any view of the output does, and a
+# weakref.finalize on it returns the map. The cache holds at most _REUSE_CACHE_BYTES of unused
+# maps; ``empty_cache()`` releases them.
+
+_REUSE_MIN_BYTES = 4 << 20
+_REUSE_CACHE_BYTES = 1 << 30
+_free_maps: dict = {}  # size in bytes -> unused memory maps of that size
+_free_bytes = 0
+
+
+def _return_map(buf: mmap.mmap, size: int) -> None:
+    global _free_bytes
+    if _free_bytes + size <= _REUSE_CACHE_BYTES:
+        _free_maps.setdefault(size, []).append(buf)
+        _free_bytes += size
+    # else: dropped; the map is unmapped when the last reference to it goes
+
+
+def empty_cache() -> None:
+    """Release the memory kept for reuse by large kernel outputs (see above)."""
+    global _free_bytes
+    _free_maps.clear()
+    _free_bytes = 0
+
+
+def _empty(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """np.empty(shape, dtype) for kernel outputs; large ones reuse memory (see above)."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < _REUSE_MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
+    global _free_bytes
+    size = -(-nbytes // (2 << 20)) * (2 << 20)  # whole 2 MiB huge pages: sizes repeat better
+    maps = _free_maps.get(size)
+    if maps:
+        buf = maps.pop()
+        _free_bytes -= size
+    else:
+        buf = mmap.mmap(-1, size)
+        if hasattr(mmap, "MADV_HUGEPAGE"):  # fewer page faults and TLB misses, as NumPy does
+            buf.madvise(mmap.MADV_HUGEPAGE)
+    flat = np.frombuffer(buf, dtype=dtype, count=nbytes // dtype.itemsize)
+    weakref.finalize(flat, _return_map, buf, size)
+    return flat.reshape(shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +454,7 @@ def _gemm_call(naive: bool, dtype, trans_a, trans_b, m, n, k, alpha, a, a_off, l
 def _c_matmul(a: np.ndarray, b: np.ndarray, batch: tuple, m: int, k: int, n: int) -> np.ndarray:
     a2 = a[None, :] if a.ndim == 1 else a  # 1-D operands: a row vector / a column vector
     b2 = b[:, None] if b.ndim == 1 else b
-    out = np.empty(batch + (m, n), dtype=a.dtype)
+    out = _empty(batch + (m, n), a.dtype)
     if out.size == 0:
         pass
     elif k == 0:
@@ -506,12 +566,12 @@ def _matmul_packed(a: np.ndarray, b: np.ndarray):
     (av, ta, lda), (bv, tb, ldb) = pa, pb
     from_buffer = _buffer
     if batch:
-        out = np.empty((batch, m, n), dtype=a.dtype)
+        out = _empty((batch, m, n), a.dtype)
         gemm_batched(ta, tb, batch, m, n, k, 1.0, from_buffer(ctype, av), lda, m * k,
                      from_buffer(ctype, bv), ldb, k * n, 0.0, from_buffer(ctype, out), n, m * n,
                      _num_threads)
     else:
-        out = np.empty((m, n), dtype=a.dtype)
+        out = _empty((m, n), a.dtype)
         gemm2d(ta, tb, m, n, k, 1.0, from_buffer(ctype, av), lda, from_buffer(ctype, bv), ldb,
                0.0, from_buffer(ctype, out), n, _num_threads)
     return out
@@ -553,7 +613,7 @@ def _gemm_2d(naive: bool, a, b, c, alpha, beta, trans_a, trans_b):
                          f"trans_b={bool(trans_b)})")
     alpha, beta = float(alpha), float(beta)
     if c is None:
-        c, beta = np.empty((m, n), dtype=a.dtype), 0.0
+        c, beta = _empty((m, n), a.dtype), 0.0
     else:
         if not isinstance(c, np.ndarray):
             raise TypeError(f"{op}: c must be a numpy.ndarray, got {type(c).__name__}")
@@ -647,7 +707,7 @@ def _row_forward(x, op: str, c_name: str, reference):
     if _backend == "numpy":
         return reference(x)
     xv, rows, cols, ldx = _rows_layout(x)
-    y = np.empty(x.shape, dtype=x.dtype)
+    y = _empty(x.shape, x.dtype)
     suffix = "_f32" if x.dtype == np.float32 else "_f64"
     getattr(_lib, c_name + suffix)(_ptr(xv), ldx, _ptr(y), rows, cols, _num_threads)
     return y
@@ -666,7 +726,7 @@ def _row_backward(y, dy, op: str, c_name: str, reference):
         return reference(y, dy)
     yv, rows, cols, ldy = _rows_layout(y)
     dv, _, _, ldd = _rows_layout(dy)
-    dx = np.empty(y.shape, dtype=y.dtype)
+    dx = _empty(y.shape, y.dtype)
     suffix = "_f32" if y.dtype == np.float32 else "_f64"
     getattr(_lib, c_name + suffix)(_ptr(yv), ldy, _ptr(dv), ldd, _ptr(dx), rows, cols,
                                    _num_threads)
@@ -746,7 +806,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
     t64[~keep] = -1
     lv, rows, cols, ldl = _rows_layout(logits)
     losses = np.empty(n, dtype=np.float64)
-    grad = np.empty((n, v), dtype=logits.dtype) if compute_grad else None
+    grad = _empty((n, v), logits.dtype) if compute_grad else None
     fn = _lib.tgl_cross_entropy_f32 if logits.dtype == np.float32 else _lib.tgl_cross_entropy_f64
     nbad = fn(_ptr(lv), ldl, _ffi.cast("int64_t *", t64.ctypes.data), rows, cols, -1,
               1.0 / count, _ffi.cast("double *", losses.ctypes.data),
@@ -850,7 +910,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _backend == "numpy":
         return x @ w.T + b
     (m, k), n = x.shape, w.shape[0]
-    out = np.empty((m, n), dtype=x.dtype)
+    out = _empty((m, n), x.dtype)
     out[...] = b
     px, pw = _packed_operand(x), _packed_operand(w.T)
     if px is None or pw is None or m == 0 or n == 0 or k == 0 or x.dtype not in _GEMM_FNS:
