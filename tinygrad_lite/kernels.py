@@ -29,6 +29,9 @@ Settings:
 * ``TGL_GEMM_PORTABLE=1`` / ``force_portable_gemm(True)``: use the portable C GEMM micro-kernel
   instead of the AVX-512/AVX2 one (for testing that path on a machine that has the wide one).
 
+Output arrays of 4 MiB and more are carved from memory maps that are reused once every view of
+an earlier output is gone (see ``_empty``); ``empty_cache()`` releases the unused ones.
+
 One performance rule for the "c" path: it never calls NumPy's BLAS (``np.dot``, ``np.matmul``,
 ``np.einsum``...). OpenBLAS worker threads keep spinning for ~0.1 s after a call and would steal
 the cores our OpenMP kernels are about to use. Elementwise NumPy is fine.
