@@ -858,28 +858,28 @@ static T512 void d512_pack_b(int tb, int64_t kc, int64_t nc, const double *b, in
 /* Paths and run-time dispatch                                                                 */
 /* ========================================================================================== */
 
-struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a; };
-struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a; };
+struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a, vl; };
+struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a, vl; };
 
 /* index = path code: 0 portable, 1 AVX2+FMA, 2 AVX-512F */
 static const struct spath g_spaths[3] = {
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0},
 #if TGL_X86
-    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0},
-    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1},
+    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0, 0},
+    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1, 16},
 #else
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0},
 #endif
 };
 static const struct dpath g_dpaths[3] = {
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0},
 #if TGL_X86
-    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0},
-    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1},
+    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0, 0},
+    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1, 8},
 #else
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0},
 #endif
 };
 
@@ -986,6 +986,22 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
     return TGL_MIN(size, limit);
 }
 
+/* C alignment: the columns before the first 64-byte line boundary of C's rows (0 = none), so
+ * that the micro-tiles after them store whole cache lines (see the top comment). Used only
+ * when every row has the same misalignment (ldc * size a multiple of 64) and the rows are
+ * long enough (n >= HEAD_MIN_VECTORS vectors) for the extra, partly-filled head vector per row
+ * panel to cost less than the split stores it avoids. */
+#ifndef HEAD_MIN_VECTORS
+#define HEAD_MIN_VECTORS 16
+#endif
+static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n) {
+    uintptr_t mis = (uintptr_t)c & 63;
+    if (vl == 0 || mis == 0 || mis % size != 0 || ((uint64_t)ldc * size) % 64 != 0 ||
+        n < (int64_t)HEAD_MIN_VECTORS * vl)
+        return 0;
+    return (int64_t)((64 - mis) / size);
+}
+
 /* ========================================================================================== */
 /* Packing and the blocked driver, once per element type                                       */
 /* ========================================================================================== */
@@ -1021,11 +1037,18 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
         const int64_t MC = balanced_block(m, P->mc, MR);                                       \
         const int64_t KC = balanced_block(k, P->kc, 1);                                        \
         const int64_t NC = direct_b ? n : balanced_block(n, P->nc, NR);                        \
+        int64_t head = c_head(P->vl, sizeof(T), C, ldc, n);                                    \
+        /* ...but not at the price of misaligning B read in place when it is aligned: a tile   \
+         * loads kc*NR/VL vectors of B and stores only mr*NR/VL of C. */                       \
+        if (head && direct_b && ((uintptr_t)B & 63) == 0 &&                                    \
+            ((uint64_t)ldb * sizeof(T)) % 64 == 0)                                             \
+            head = 0;                                                                          \
         /* A block (MC rounded up to MR rows) + B block (NC rounded up to NR columns, or one   \
          * edge panel when B is read in place). */                                             \
         size_t a_elems = direct_a ? 0 : (size_t)((MC + MR - 1) / MR * MR) * (size_t)KC;        \
         size_t b_elems = direct_b ? (size_t)NR * (size_t)KC                                    \
                                   : (size_t)((NC + NR - 1) / NR * NR) * (size_t)KC;            \
+        if (head) b_elems += (size_t)NR * (size_t)KC; /* + the head panel */                   \
         a_elems = (a_elems + 15) & ~(size_t)15; /* keep the B block 64-byte aligned */         \
         T *ap = (T *)get_buffer((a_elems + b_elems) * sizeof(T));                              \
         if (!ap) { /* out of memory: still give the right answer */                            \
@@ -1043,6 +1066,14 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
                 for (int64_t jc = 0; jc < n; jc += NC) {          /* loop 3 */                 \
                     int64_t nc = TGL_MIN(NC, n - jc);                                          \
                     const T *bsrc = tb ? B + jc * ldb + pc : B + pc * ldb + jc;                \
+                    /* the head columns (C alignment), always packed, in the last panel */     \
+                    const int64_t h = TGL_MIN(head, nc);                                       \
+                    T *bhead = bp + b_elems - (size_t)NR * (size_t)KC;                         \
+                    if (h) {                                                                   \
+                        P->pack_b(tb, kc, h, bsrc, ldb, bhead, NR);                            \
+                        bsrc += tb ? h * ldb : h;                                              \
+                        nc -= h;                                                               \
+                    }                                                                          \
                     int64_t nfull = 0; /* columns read in place */                             \
                     if (direct_b) {                                                            \
                         nfull = nc / NR * NR;                                                  \
@@ -1051,12 +1082,15 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
                     } else {                                                                   \
                         P->pack_b(tb, kc, nc, bsrc, ldb, bp, NR);                              \
                     }                                                                          \
-                    T *cblk = C + ic * ldc + jc;                                               \
+                    T *cblk = C + ic * ldc + jc + h;                                           \
                     for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 4 */                 \
                         int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                           \
                         const T *apan = direct_a ? asrc + ir * lda : ap + ir * kc;             \
                         int64_t rsa = direct_a ? lda : 0;                                      \
                         T *crow = cblk + ir * ldc;                                             \
+                        if (h)                                                                 \
+                            P->ukr(kc, apan, rsa, bhead, NR, crow - h, ldc, alpha, beta_eff,   \
+                                   mr, (int)h);                                                \
                         for (int64_t jr = 0; jr < nc; jr += NR) { /* loop 5 */                 \
                             int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                       \
                             if (jr < nfull)                                                    \
