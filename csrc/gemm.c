@@ -1032,16 +1032,18 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
 
 /* C alignment: the columns before the first 64-byte line boundary of C's rows (0 = none), so
  * that the micro-tiles after them store whole cache lines (see the top comment). Used only
- * when every row has the same misalignment (ldc * size a multiple of 64) and the rows are
- * long enough (n >= HEAD_MIN_VECTORS vectors) for the extra, partly-filled head vector per row
- * panel to cost less than the split stores it avoids. */
-#ifndef HEAD_MIN_VECTORS
+ * when every row has the same misalignment (ldc * size a multiple of 64), and when the extra,
+ * partly-filled head vector per row panel costs less than the split stores it avoids: the
+ * head adds 1/(n/vl) to the FMAs, the split stores cost in proportion to stores per FMA,
+ * 1/kc. Measured (one thread): batched 8 x 128x20 @ 20x128 double (16 vectors, kc 20) 10-12%
+ * faster; 256x80 @ 80x320 float (20 vectors, kc 80) 4-7% faster; 80 x 256 x 320 and 256^3
+ * (kc 256) 2-4% slower, hence the kc limit; 128^2 x 20 float (8 vectors) no gain. */
 #define HEAD_MIN_VECTORS 16
-#endif
-static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n) {
+#define HEAD_MAX_KC 128
+static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n, int64_t kc) {
     uintptr_t mis = (uintptr_t)c & 63;
     if (vl == 0 || mis == 0 || mis % size != 0 || ((uint64_t)ldc * size) % 64 != 0 ||
-        n < (int64_t)HEAD_MIN_VECTORS * vl)
+        n < (int64_t)HEAD_MIN_VECTORS * vl || kc > HEAD_MAX_KC)
         return 0;
     return (int64_t)((64 - mis) / size);
 }
@@ -1081,7 +1083,7 @@ static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n
         const int64_t MC = balanced_block(m, P->mc, MR);                                       \
         const int64_t KC = balanced_block(k, P->kc, 1);                                        \
         const int64_t NC = direct_b ? n : balanced_block(n, P->nc, NR);                        \
-        int64_t head = c_head(P->vl, sizeof(T), C, ldc, n);                                    \
+        int64_t head = c_head(P->vl, sizeof(T), C, ldc, n, KC);                                \
         /* ...but not at the price of misaligning B read in place when it is aligned: a tile   \
          * loads kc*NR/VL vectors of B and stores only mr*NR/VL of C. */                       \
         if (head && direct_b && ((uintptr_t)B & 63) == 0 &&                                    \
