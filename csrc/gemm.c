@@ -299,12 +299,28 @@ static TGL_ALWAYS_INLINE T512 void s512_body(const int MR, const int NV, const i
 #pragma GCC unroll 5
     for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
     __m512 acc[A512_S_MR][4];
-TGL_UNROLL_ROWS
-    for (int i = 0; i < MR; i++)
+    /* p = 0 peeled: the accumulators start as products (no zeroing moves; 2-3% on small kc).
+     * Only difference to starting from +0: a sum whose products are all -0 stays -0. */
+    {
+        __m512 b[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(bp + 16 * v);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_mul_ps(av, b[v]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_S_MR;
+        }
+        bp += ldbp;
+    }
 TGL_UNROLL_P
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 1; p < kc; p++) {
         __m512 b[4];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(bp + 16 * v);
@@ -372,12 +388,28 @@ static TGL_ALWAYS_INLINE T512 void d512_body(const int MR, const int NV, const i
 #pragma GCC unroll 5
     for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
     __m512d acc[A512_D_MR][4];
-TGL_UNROLL_ROWS
-    for (int i = 0; i < MR; i++)
+    /* p = 0 peeled: the accumulators start as products (no zeroing moves; 2-3% on small kc).
+     * Only difference to starting from +0: a sum whose products are all -0 stays -0. */
+    {
+        __m512d b[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_pd();
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_pd(bp + 8 * v);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512d av = _mm512_set1_pd(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_mul_pd(av, b[v]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_D_MR;
+        }
+        bp += ldbp;
+    }
 TGL_UNROLL_P
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 1; p < kc; p++) {
         __m512d b[4];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_pd(bp + 8 * v);
