@@ -84,6 +84,24 @@
  *     MR row pointers (a variant instantiated with DIRECT = 1).
  *   Both are skipped when the row stride is a multiple of 4 KiB: rows would all map to the
  *   same L1 sets and evict each other, which packing avoids.
+ *   With B in place, the full-width columns use wide tiles, 7 rows x 4 vectors (two per
+ *   14-row panel): 4 B loads + 7 broadcasts per 28 FMAs instead of 2 + 14. Fewer load uops pay
+ *   when the core's other hardware thread is busy (this VM's two vCPUs behave like the two
+ *   hyperthreads of one core; its peak FMA rate halves when the sibling runs): batched
+ *   8 x 128x20 @ 20x128 5-8% faster then, level with OpenBLAS; with the sibling idle they are
+ *   2-5% slower than the 14 x 2 tiles. The other vCPU was busy most of the time we measured.
+ *   For small kc the micro-kernel's fixed costs matter: the accumulators start from the p = 0
+ *   products rather than zero (saves 28 register moves per tile).
+ *
+ * C alignment. NumPy's buffers are often only 16-byte aligned (data at 16, 32 or 48 mod 64),
+ * and then every full-vector store of a tile row is split over two cache lines. With small
+ * kc that costs a lot (batched 8 x 128x20 @ 20x128: double 20-25%, float ~11% slower than
+ * with aligned C); masked, shifted aligned stores (permute + 3 masked stores per row) were
+ * even slower. So when all rows share the misalignment, the first h < VL columns are computed
+ * as a separate, packed head tile and the following tiles start on a line boundary (c_head():
+ * only for rows of >= 16 vectors, kc <= 128, and not if that would misalign an aligned B read
+ * in place, whose loads outnumber C's stores). Misaligned B read in place costs ~5-9% too;
+ * packing it instead gained nothing measurable.
  * Buffers are thread-local and grown on demand, so a call does no malloc in the steady state;
  * m, n or k of 0 or 1 go through the same code (edge kernels) without special cases.
  *
