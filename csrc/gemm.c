@@ -549,7 +549,9 @@ static const d512_fn d512w_table[2][8] = {ROWS7_512(d, 0), ROWS7_512(d, 1)};
  * the sibling loaded, batched 8 x 128x20 @ 20x128 ran 5-8% faster, on a par with OpenBLAS),
  * and a row of 4 vectors touches 5 cache lines when C is misaligned, not 2 x 3. Used for B
  * read in place only (packed B panels are NR = 2 vectors wide); A is read in place or from
- * the packed 14-row panel (rows 0-6 or 7-13 of it). */
+ * the packed 14-row panel (rows 0-6 or 7-13 of it). Register note: 28 accumulators + 4 B
+ * vectors + the broadcast need 33 zmm, so GCC keeps one accumulator on the stack (one load +
+ * one store per p); 6 x 4 tiles (no spill, 6 + 6 + 2 rows per panel) measured no better. */
 static void ukr_s512w(int64_t kc, const float *ap, int64_t rsa, const float *bp, int64_t ldbp,
                       float *c, int64_t ldc, float alpha, float beta, int mr, int nr) {
     s512w_table[rsa != 0][mr](kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);
