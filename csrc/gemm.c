@@ -84,6 +84,24 @@
  *     MR row pointers (a variant instantiated with DIRECT = 1).
  *   Both are skipped when the row stride is a multiple of 4 KiB: rows would all map to the
  *   same L1 sets and evict each other, which packing avoids.
+ *   With B in place, the full-width columns use wide tiles, 7 rows x 4 vectors (two per
+ *   14-row panel): 4 B loads + 7 broadcasts per 28 FMAs instead of 2 + 14. Fewer load uops pay
+ *   when the core's other hardware thread is busy (this VM's two vCPUs behave like the two
+ *   hyperthreads of one core; its peak FMA rate halves when the sibling runs): batched
+ *   8 x 128x20 @ 20x128 5-8% faster then, level with OpenBLAS; with the sibling idle they are
+ *   2-5% slower than the 14 x 2 tiles. The other vCPU was busy most of the time we measured.
+ *   For small kc the micro-kernel's fixed costs matter: the accumulators start from the p = 0
+ *   products rather than zero (saves 28 register moves per tile).
+ *
+ * C alignment. NumPy's buffers are often only 16-byte aligned (data at 16, 32 or 48 mod 64),
+ * and then every full-vector store of a tile row is split over two cache lines. With small
+ * kc that costs a lot (batched 8 x 128x20 @ 20x128: double 20-25%, float ~11% slower than
+ * with aligned C); masked, shifted aligned stores (permute + 3 masked stores per row) were
+ * even slower. So when all rows share the misalignment, the first h < VL columns are computed
+ * as a separate, packed head tile and the following tiles start on a line boundary (c_head():
+ * only for rows of >= 16 vectors, kc <= 128, and not if that would misalign an aligned B read
+ * in place, whose loads outnumber C's stores). Misaligned B read in place costs ~5-9% too;
+ * packing it instead gained nothing measurable.
  * Buffers are thread-local and grown on demand, so a call does no malloc in the steady state;
  * m, n or k of 0 or 1 go through the same code (edge kernels) without special cases.
  *
@@ -285,8 +303,9 @@ PORTABLE_KERNEL(ukr_d_portable, double, tgl_v2d, 2, P_D_MR, P_D_NR)
 #define A512_D_MR 14
 #define A512_D_NR 16
 
-/* One body for every tile shape: MR rows (1..14) and NV vectors (1 or 2) are compile-time
- * constants after inlining, so the accumulator array is held entirely in registers. */
+/* One body for every tile shape: MR rows (1..14) and NV vectors (1..4; MR * NV <= 28) are
+ * compile-time constants after inlining, so the accumulator array is held entirely in
+ * registers. */
 static TGL_ALWAYS_INLINE T512 void s512_body(const int MR, const int NV, const int DIRECT,
                                              int64_t kc, const float *ap, int64_t rsa,
                                              const float *bp, int64_t ldbp, float *c, int64_t ldc,
@@ -297,21 +316,37 @@ static TGL_ALWAYS_INLINE T512 void s512_body(const int MR, const int NV, const i
     const float *ar[5];
 #pragma GCC unroll 5
     for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
-    __m512 acc[A512_S_MR][2];
-TGL_UNROLL_ROWS
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-    }
-TGL_UNROLL_P
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(bp);
-        __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0;
+    __m512 acc[A512_S_MR][4];
+    /* p = 0 peeled: the accumulators start as products (no zeroing moves; 2-3% on small kc).
+     * Only difference to starting from +0: a sum whose products are all -0 stays -0. */
+    {
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(bp + 16 * v);
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             __m512 av = _mm512_set1_ps(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-            if (NV > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_mul_ps(av, b[v]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_S_MR;
+        }
+        bp += ldbp;
+    }
+TGL_UNROLL_P
+    for (int64_t p = 1; p < kc; p++) {
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(bp + 16 * v);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(av, b[v], acc[i][v]);
         }
         if (DIRECT) {
 #pragma GCC unroll 5
@@ -325,18 +360,21 @@ TGL_UNROLL_ROWS
     int last = nr - 16 * (NV - 1);
     __mmask16 mk = last >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1u);
     __m512 va = _mm512_set1_ps(alpha);
-    if (beta == 0.0f && alpha == 1.0f) { /* the common case: plain stores */
+    if (beta == (float)0 && alpha == (float)1) { /* the common case: plain stores */
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             float *cp = c + i * ldc;
-            if (NV > 1) _mm512_storeu_ps(cp, acc[i][0]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++) _mm512_storeu_ps(cp + 16 * v, acc[i][v]);
             _mm512_mask_storeu_ps(cp + 16 * (NV - 1), mk, acc[i][NV - 1]);
         }
-    } else if (beta == 0.0f) {
+    } else if (beta == (float)0) {
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             float *cp = c + i * ldc;
-            if (NV > 1) _mm512_storeu_ps(cp, _mm512_mul_ps(va, acc[i][0]));
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++)
+                _mm512_storeu_ps(cp + 16 * v, _mm512_mul_ps(va, acc[i][v]));
             _mm512_mask_storeu_ps(cp + 16 * (NV - 1), mk, _mm512_mul_ps(va, acc[i][NV - 1]));
         }
     } else {
@@ -344,9 +382,11 @@ TGL_UNROLL_ROWS
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             float *cp = c + i * ldc;
-            if (NV > 1)
-                _mm512_storeu_ps(cp, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp),
-                                                     _mm512_mul_ps(va, acc[i][0])));
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++)
+                _mm512_storeu_ps(cp + 16 * v,
+                                    _mm512_fmadd_ps(vb, _mm512_loadu_ps(cp + 16 * v),
+                                                       _mm512_mul_ps(va, acc[i][v])));
             float *cl = cp + 16 * (NV - 1);
             _mm512_mask_storeu_ps(cl, mk,
                                   _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, cl),
@@ -365,21 +405,18 @@ static TGL_ALWAYS_INLINE T512 void d512_body(const int MR, const int NV, const i
     const double *ar[5];
 #pragma GCC unroll 5
     for (int g = 0; g < 5; g++) ar[g] = ap + (DIRECT && 3 * g < MR ? 3 * g * rsa : 0);
-    __m512d acc[A512_D_MR][2];
-TGL_UNROLL_ROWS
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = _mm512_setzero_pd();
-        acc[i][1] = _mm512_setzero_pd();
-    }
-TGL_UNROLL_P
-    for (int64_t p = 0; p < kc; p++) {
-        __m512d b0 = _mm512_loadu_pd(bp);
-        __m512d b1 = NV > 1 ? _mm512_loadu_pd(bp + 8) : b0;
+    __m512d acc[A512_D_MR][4];
+    /* p = 0 peeled: the accumulators start as products (no zeroing moves; 2-3% on small kc).
+     * Only difference to starting from +0: a sum whose products are all -0 stays -0. */
+    {
+        __m512d b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_pd(bp + 8 * v);
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             __m512d av = _mm512_set1_pd(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
-            acc[i][0] = _mm512_fmadd_pd(av, b0, acc[i][0]);
-            if (NV > 1) acc[i][1] = _mm512_fmadd_pd(av, b1, acc[i][1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_mul_pd(av, b[v]);
         }
         if (DIRECT) {
 #pragma GCC unroll 5
@@ -389,21 +426,44 @@ TGL_UNROLL_ROWS
         }
         bp += ldbp;
     }
+TGL_UNROLL_P
+    for (int64_t p = 1; p < kc; p++) {
+        __m512d b[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_pd(bp + 8 * v);
+TGL_UNROLL_ROWS
+        for (int i = 0; i < MR; i++) {
+            __m512d av = _mm512_set1_pd(DIRECT ? ar[i / 3][(i % 3) * rsa] : ap[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_pd(av, b[v], acc[i][v]);
+        }
+        if (DIRECT) {
+#pragma GCC unroll 5
+            for (int g = 0; g < 5; g++) ar[g]++;
+        } else {
+            ap += A512_D_MR;
+        }
+        bp += ldbp;
+    }
+    /* columns in the last vector of the row */
     int last = nr - 8 * (NV - 1);
     __mmask8 mk = last >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << last) - 1u);
     __m512d va = _mm512_set1_pd(alpha);
-    if (beta == 0.0 && alpha == 1.0) { /* the common case: plain stores */
+    if (beta == (double)0 && alpha == (double)1) { /* the common case: plain stores */
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             double *cp = c + i * ldc;
-            if (NV > 1) _mm512_storeu_pd(cp, acc[i][0]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++) _mm512_storeu_pd(cp + 8 * v, acc[i][v]);
             _mm512_mask_storeu_pd(cp + 8 * (NV - 1), mk, acc[i][NV - 1]);
         }
-    } else if (beta == 0.0) {
+    } else if (beta == (double)0) {
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             double *cp = c + i * ldc;
-            if (NV > 1) _mm512_storeu_pd(cp, _mm512_mul_pd(va, acc[i][0]));
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++)
+                _mm512_storeu_pd(cp + 8 * v, _mm512_mul_pd(va, acc[i][v]));
             _mm512_mask_storeu_pd(cp + 8 * (NV - 1), mk, _mm512_mul_pd(va, acc[i][NV - 1]));
         }
     } else {
@@ -411,9 +471,11 @@ TGL_UNROLL_ROWS
 TGL_UNROLL_ROWS
         for (int i = 0; i < MR; i++) {
             double *cp = c + i * ldc;
-            if (NV > 1)
-                _mm512_storeu_pd(cp, _mm512_fmadd_pd(vb, _mm512_loadu_pd(cp),
-                                                     _mm512_mul_pd(va, acc[i][0])));
+#pragma GCC unroll 4
+            for (int v = 0; v < NV - 1; v++)
+                _mm512_storeu_pd(cp + 8 * v,
+                                    _mm512_fmadd_pd(vb, _mm512_loadu_pd(cp + 8 * v),
+                                                       _mm512_mul_pd(va, acc[i][v])));
             double *cl = cp + 8 * (NV - 1);
             _mm512_mask_storeu_pd(cl, mk,
                                   _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(mk, cl),
@@ -454,6 +516,18 @@ DEF_512_ROWS(d, double, 1, 0)
 DEF_512_ROWS(d, double, 2, 0)
 DEF_512_ROWS(d, double, 1, 1)
 DEF_512_ROWS(d, double, 2, 1)
+/* The wide tiles: 7 rows x 4 vectors (see ukr_*512w). */
+#define DEF_512_ROWS7(PFX, T, DIRv)                                                            \
+    DEF_512(PFX, T, 1, 4, DIRv) DEF_512(PFX, T, 2, 4, DIRv) DEF_512(PFX, T, 3, 4, DIRv)        \
+    DEF_512(PFX, T, 4, 4, DIRv) DEF_512(PFX, T, 5, 4, DIRv) DEF_512(PFX, T, 6, 4, DIRv)        \
+    DEF_512(PFX, T, 7, 4, DIRv)
+#define ROWS7_512(PFX, DIRv)                                                                   \
+    {NULL, PFX##512_##DIRv##_4_1, PFX##512_##DIRv##_4_2, PFX##512_##DIRv##_4_3,                \
+     PFX##512_##DIRv##_4_4, PFX##512_##DIRv##_4_5, PFX##512_##DIRv##_4_6, PFX##512_##DIRv##_4_7}
+DEF_512_ROWS7(s, float, 0)
+DEF_512_ROWS7(s, float, 1)
+DEF_512_ROWS7(d, double, 0)
+DEF_512_ROWS7(d, double, 1)
 
 typedef void (*s512_fn)(int64_t, const float *, int64_t, const float *, int64_t, float *, int64_t,
                         float, float, int);
@@ -464,6 +538,28 @@ static const s512_fn s512_table[2][2][A512_S_MR + 1] = {
     {ROWS_512(s, 1, 0), ROWS_512(s, 2, 0)}, {ROWS_512(s, 1, 1), ROWS_512(s, 2, 1)}};
 static const d512_fn d512_table[2][2][A512_D_MR + 1] = {
     {ROWS_512(d, 1, 0), ROWS_512(d, 2, 0)}, {ROWS_512(d, 1, 1), ROWS_512(d, 2, 1)}};
+
+static const s512_fn s512w_table[2][8] = {ROWS7_512(s, 0), ROWS7_512(s, 1)};
+static const d512_fn d512w_table[2][8] = {ROWS7_512(d, 0), ROWS7_512(d, 1)};
+
+/* Wide tiles: mr <= 7 rows x nr <= 4 vectors (7 x 64 float, 7 x 32 double), the same 28
+ * accumulators as the 14 x 2-vector tile. Per p they need 4 vector loads of B + 7 broadcasts
+ * for 28 FMAs, instead of 2 + 14: fewer load uops per FMA. That pays when the core's other
+ * hardware thread is busy (this VM's two vCPUs behave like one core's two hyperthreads: with
+ * the sibling loaded, batched 8 x 128x20 @ 20x128 ran 5-8% faster, on a par with OpenBLAS),
+ * and a row of 4 vectors touches 5 cache lines when C is misaligned, not 2 x 3. Used for B
+ * read in place only (packed B panels are NR = 2 vectors wide); A is read in place or from
+ * the packed 14-row panel (rows 0-6 or 7-13 of it). Register note: 28 accumulators + 4 B
+ * vectors + the broadcast need 33 zmm, so GCC keeps one accumulator on the stack (one load +
+ * one store per p); 6 x 4 tiles (no spill, 6 + 6 + 2 rows per panel) measured no better. */
+static void ukr_s512w(int64_t kc, const float *ap, int64_t rsa, const float *bp, int64_t ldbp,
+                      float *c, int64_t ldc, float alpha, float beta, int mr, int nr) {
+    s512w_table[rsa != 0][mr](kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);
+}
+static void ukr_d512w(int64_t kc, const double *ap, int64_t rsa, const double *bp, int64_t ldbp,
+                      double *c, int64_t ldc, double alpha, double beta, int mr, int nr) {
+    d512w_table[rsa != 0][mr](kc, ap, rsa, bp, ldbp, c, ldc, alpha, beta, nr);
+}
 
 static void ukr_s512(int64_t kc, const float *ap, int64_t rsa, const float *bp, int64_t ldbp,
                      float *c, int64_t ldc, float alpha, float beta, int mr, int nr) {
@@ -858,28 +954,28 @@ static T512 void d512_pack_b(int tb, int64_t kc, int64_t nc, const double *b, in
 /* Paths and run-time dispatch                                                                 */
 /* ========================================================================================== */
 
-struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a; };
-struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a; };
+struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a, vl; ukr_s_t wide; };
+struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a, vl; ukr_d_t wide; };
 
 /* index = path code: 0 portable, 1 AVX2+FMA, 2 AVX-512F */
 static const struct spath g_spaths[3] = {
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
 #if TGL_X86
-    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0},
-    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1},
+    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
+    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1, 16, ukr_s512w},
 #else
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
+    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
 #endif
 };
 static const struct dpath g_dpaths[3] = {
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
 #if TGL_X86
-    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0},
-    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1},
+    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
+    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1, 8, ukr_d512w},
 #else
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
+    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
 #endif
 };
 
@@ -986,6 +1082,24 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
     return TGL_MIN(size, limit);
 }
 
+/* C alignment: the columns before the first 64-byte line boundary of C's rows (0 = none), so
+ * that the micro-tiles after them store whole cache lines (see the top comment). Used only
+ * when every row has the same misalignment (ldc * size a multiple of 64), and when the extra,
+ * partly-filled head vector per row panel costs less than the split stores it avoids: the
+ * head adds 1/(n/vl) to the FMAs, the split stores cost in proportion to stores per FMA,
+ * 1/kc. Measured (one thread): batched 8 x 128x20 @ 20x128 double (16 vectors, kc 20) 10-12%
+ * faster; 256x80 @ 80x320 float (20 vectors, kc 80) 4-7% faster; 80 x 256 x 320 and 256^3
+ * (kc 256) 2-4% slower, hence the kc limit; 128^2 x 20 float (8 vectors) no gain. */
+#define HEAD_MIN_VECTORS 16
+#define HEAD_MAX_KC 128
+static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n, int64_t kc) {
+    uintptr_t mis = (uintptr_t)c & 63;
+    if (vl == 0 || mis == 0 || mis % size != 0 || ((uint64_t)ldc * size) % 64 != 0 ||
+        n < (int64_t)HEAD_MIN_VECTORS * vl || kc > HEAD_MAX_KC)
+        return 0;
+    return (int64_t)((64 - mis) / size);
+}
+
 /* ========================================================================================== */
 /* Packing and the blocked driver, once per element type                                       */
 /* ========================================================================================== */
@@ -1021,11 +1135,18 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
         const int64_t MC = balanced_block(m, P->mc, MR);                                       \
         const int64_t KC = balanced_block(k, P->kc, 1);                                        \
         const int64_t NC = direct_b ? n : balanced_block(n, P->nc, NR);                        \
+        int64_t head = c_head(P->vl, sizeof(T), C, ldc, n, KC);                                \
+        /* ...but not at the price of misaligning B read in place when it is aligned: a tile   \
+         * loads kc*NR/VL vectors of B and stores only mr*NR/VL of C. */                       \
+        if (head && direct_b && ((uintptr_t)B & 63) == 0 &&                                    \
+            ((uint64_t)ldb * sizeof(T)) % 64 == 0)                                             \
+            head = 0;                                                                          \
         /* A block (MC rounded up to MR rows) + B block (NC rounded up to NR columns, or one   \
          * edge panel when B is read in place). */                                             \
         size_t a_elems = direct_a ? 0 : (size_t)((MC + MR - 1) / MR * MR) * (size_t)KC;        \
         size_t b_elems = direct_b ? (size_t)NR * (size_t)KC                                    \
                                   : (size_t)((NC + NR - 1) / NR * NR) * (size_t)KC;            \
+        if (head) b_elems += (size_t)NR * (size_t)KC; /* + the head panel */                   \
         a_elems = (a_elems + 15) & ~(size_t)15; /* keep the B block 64-byte aligned */         \
         T *ap = (T *)get_buffer((a_elems + b_elems) * sizeof(T));                              \
         if (!ap) { /* out of memory: still give the right answer */                            \
@@ -1043,6 +1164,14 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
                 for (int64_t jc = 0; jc < n; jc += NC) {          /* loop 3 */                 \
                     int64_t nc = TGL_MIN(NC, n - jc);                                          \
                     const T *bsrc = tb ? B + jc * ldb + pc : B + pc * ldb + jc;                \
+                    /* the head columns (C alignment), always packed, in the last panel */     \
+                    const int64_t h = TGL_MIN(head, nc);                                       \
+                    T *bhead = bp + b_elems - (size_t)NR * (size_t)KC;                         \
+                    if (h) {                                                                   \
+                        P->pack_b(tb, kc, h, bsrc, ldb, bhead, NR);                            \
+                        bsrc += tb ? h * ldb : h;                                              \
+                        nc -= h;                                                               \
+                    }                                                                          \
                     int64_t nfull = 0; /* columns read in place */                             \
                     if (direct_b) {                                                            \
                         nfull = nc / NR * NR;                                                  \
@@ -1051,13 +1180,30 @@ static int64_t balanced_block(int64_t total, int64_t limit, int unit) {
                     } else {                                                                   \
                         P->pack_b(tb, kc, nc, bsrc, ldb, bp, NR);                              \
                     }                                                                          \
-                    T *cblk = C + ic * ldc + jc;                                               \
+                    T *cblk = C + ic * ldc + jc + h;                                           \
                     for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 4 */                 \
                         int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                           \
                         const T *apan = direct_a ? asrc + ir * lda : ap + ir * kc;             \
                         int64_t rsa = direct_a ? lda : 0;                                      \
                         T *crow = cblk + ir * ldc;                                             \
-                        for (int64_t jr = 0; jr < nc; jr += NR) { /* loop 5 */                 \
+                        if (h)                                                                 \
+                            P->ukr(kc, apan, rsa, bhead, NR, crow - h, ldc, alpha, beta_eff,   \
+                                   mr, (int)h);                                                \
+                        int64_t jr = 0;                                                        \
+                        if (P->wide && direct_b) { /* wide tiles: two 7-row halves */          \
+                            const int64_t nw = nfull / (2 * NR) * (2 * NR);                    \
+                            for (int half = 0; half < 2; half++) {                             \
+                                int r0 = half * (MR / 2);                                      \
+                                int mrh = TGL_MIN(mr - r0, MR / 2);                            \
+                                if (mrh <= 0) break;                                           \
+                                const T *ah = direct_a ? apan + r0 * lda : apan + r0;          \
+                                for (jr = 0; jr < nw; jr += 2 * NR)                            \
+                                    P->wide(kc, ah, rsa, bsrc + jr, ldb, crow + r0 * ldc + jr, \
+                                            ldc, alpha, beta_eff, mrh, 2 * NR);                \
+                            }                                                                  \
+                            jr = nw;                                                           \
+                        }                                                                      \
+                        for (; jr < nc; jr += NR) { /* loop 5 */                               \
                             int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                       \
                             if (jr < nfull)                                                    \
                                 P->ukr(kc, apan, rsa, bsrc + jr, ldb, crow + jr, ldc, alpha,   \
