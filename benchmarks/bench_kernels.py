@@ -16,7 +16,11 @@ What is measured, at 1 and 2 threads:
 How it is measured, so the numbers can be trusted:
 
 * contenders of one case run interleaved (each repeat runs every contender once, in rotating
-  order), and the reported time is the median over repeats;
+  order), and the reported time is the median over repeats; a ratio between two contenders is
+  the median over repeats of their ratio within one repeat (paired samples taken a fraction of
+  a second apart, so a burst of load from elsewhere hits both);
+* the CPU time the hypervisor gave to other machines ("steal", from /proc/stat) is recorded per
+  case and printed: on a shared virtual machine it is the main source of noise;
 * a pause between contenders: OpenBLAS worker threads keep spinning for ~0.1 s after a call and
   would steal the second core from whatever runs next;
 * thread counts are fixed per run: every thread count runs in its own subprocess with
@@ -75,7 +79,7 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="a fast smoke run on a few small cases")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender "
-                   "(default 7, quick 3)")
+                   "(default 9, quick 3)")
     p.add_argument("--pause", type=float, default=None, help="seconds of pause between "
                    "contenders (default 0.15, quick 0.05)")
     p.add_argument("--skip-gemm", action="store_true")
@@ -86,7 +90,7 @@ def parse_args():
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
+        args.repeats = 3 if args.quick else 9
     if args.pause is None:
         args.pause = 0.05 if args.quick else 0.15
     return args
@@ -95,6 +99,29 @@ def parse_args():
 # ============================================================================================
 # Child: one thread count, all measurements
 # ============================================================================================
+
+def cpu_times():
+    """(steal, total) jiffies of all CPUs from /proc/stat, or None where there is no such file."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (values[7] if len(values) > 7 else 0), sum(values[:8])
+
+
+def steal_fraction(before, after) -> float | None:
+    """Share of the CPU time between two cpu_times() readings that went to other machines."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def paired_ratio(res: dict, slower: str, faster: str) -> float:
+    """Median over repeats of time(slower) / time(faster), each pair from the same repeat."""
+    return statistics.median(a / b for a, b in zip(res[slower]["samples_s"],
+                                                   res[faster]["samples_s"]))
+
 
 def measure(contenders: dict, repeats: int, pause: float, min_sample: float) -> dict:
     """Median seconds per call of each contender, interleaved over repeats."""
@@ -174,15 +201,19 @@ def run_child(args) -> None:
                 err = float(np.max(np.abs(K.matmul(a, b) - ref)) / max(np.max(np.abs(ref)), 1e-30))
                 err_blas = float(np.max(np.abs(np.matmul(a, b) - ref)) /
                                  max(np.max(np.abs(ref)), 1e-30))
+                before = cpu_times()
                 res = measure(contenders, args.repeats, args.pause, min_sample)
+                steal = steal_fraction(before, cpu_times())
                 for r in res.values():
                     r["gflops"] = flops / r["median_s"] / 1e9
-                ratio = res["openblas"]["median_s"] / res["c"]["median_s"]
+                ratio = paired_ratio(res, "openblas", "c")  # > 1: C is faster
                 out["gemm"].append({"shape": label, "dtype": np.dtype(dtype).name,
                                     "flops": flops, "results": res, "ratio_c_openblas": ratio,
+                                    "steal_fraction": steal,
                                     "max_rel_err_c": err, "max_rel_err_openblas": err_blas})
                 log(f"gemm {np.dtype(dtype).name:7s} {label:22s} C {res['c']['gflops']:7.1f}"
-                    f"  OpenBLAS {res['openblas']['gflops']:7.1f} GFLOPS  ratio {ratio:.2f}")
+                    f"  OpenBLAS {res['openblas']['gflops']:7.1f} GFLOPS  ratio {ratio:.2f}"
+                    f"  steal {100 * (steal or 0):.0f}%")
 
     if not args.skip_softmax:
         shapes = QUICK_SOFTMAX if args.quick else SOFTMAX_SHAPES
@@ -221,16 +252,20 @@ def run_child(args) -> None:
                 ops["log_softmax_fwd"][1]["torch"] = lambda: torch.log_softmax(tx, -1)
                 ops["cross_entropy_fwd_bwd"][1]["torch"] = torch_ce
             for op, (moved, contenders) in ops.items():
+                before = cpu_times()
                 res = measure(contenders, args.repeats, args.pause, min_sample)
+                steal = steal_fraction(before, cpu_times())
                 for r in res.values():
                     r["gbps"] = moved / r["median_s"] / 1e9
                 c = res["c"]["median_s"]
-                ratios = {f"c_vs_{k}": res[k]["median_s"] / c for k in res if k != "c"}
+                ratios = {f"c_vs_{k}": paired_ratio(res, k, "c") for k in res if k != "c"}
                 out["softmax"].append({"op": op, "shape": list(shape), "dtype": "float32",
-                                       "bytes": moved, "results": res, "speedup": ratios})
+                                       "bytes": moved, "results": res, "speedup": ratios,
+                                       "steal_fraction": steal})
                 log(f"{op:22s} {str(shape):18s} C {c * 1e3:8.2f} ms "
                     f"{res['c']['gbps']:6.1f} GB/s  " +
-                    "  ".join(f"{k} x{v:.2f}" for k, v in ratios.items()))
+                    "  ".join(f"{k} x{v:.2f}" for k, v in ratios.items()) +
+                    f"  steal {100 * (steal or 0):.0f}%")
 
     out["loadavg_at_end"] = os.getloadavg()
     with open(args.child_out, "w") as f:
@@ -271,16 +306,21 @@ def summarise(runs: list) -> dict:
                     "geomean_c_openblas": geomean(ratios), "min_c_openblas": min(ratios),
                     "min_shape": worst["shape"],
                     "meets_target": geomean(ratios) >= t["geomean"] and min(ratios) >= t["min"]}
-        sm = [s for s in run["softmax"] if s["op"] == "softmax_fwd"]
-        if sm:
+        for op in ("softmax_fwd", "softmax_bwd", "log_softmax_fwd"):
+            sm = [s for s in run["softmax"] if s["op"] == op]
+            if not sm:
+                continue
             vs_np = [s["speedup"]["c_vs_numpy"] for s in sm]
-            entry = {"min_vs_numpy": min(vs_np),
+            worst = min(sm, key=lambda s: s["speedup"]["c_vs_numpy"])
+            entry = {"min_vs_numpy": min(vs_np), "min_vs_numpy_shape": str(tuple(worst["shape"])),
                      "meets_numpy_target": min(vs_np) >= TARGETS["softmax_vs_numpy"]}
             if all("c_vs_torch" in s["speedup"] for s in sm):
                 vs_t = [s["speedup"]["c_vs_torch"] for s in sm]
+                worst = min(sm, key=lambda s: s["speedup"]["c_vs_torch"])
                 entry.update(min_vs_torch=min(vs_t),
+                             min_vs_torch_shape=str(tuple(worst["shape"])),
                              meets_torch_target=min(vs_t) >= TARGETS["softmax_vs_torch"])
-            summary[f"softmax_fwd_{nt}t"] = entry
+            summary[f"{op}_{nt}t"] = entry
         ce = [s for s in run["softmax"] if s["op"] == "cross_entropy_fwd_bwd"
               and s["shape"] == [256, 100277] and "c_vs_torch" in s["speedup"]]
         if ce:
@@ -293,6 +333,13 @@ def summarise(runs: list) -> dict:
 def print_tables(runs: list, summary: dict) -> None:
     for run in runs:
         nt = run["threads"]
+        steals = [c["steal_fraction"] for c in run["gemm"] + run["softmax"]
+                  if c.get("steal_fraction") is not None]
+        if steals and max(steals) > 0.05:
+            print(f"\nnote: during the {nt}-thread run the hypervisor gave {100 * min(steals):.0f}"
+                  f"-{100 * max(steals):.0f}% of the CPU time to other machines (steal; median "
+                  f"{100 * statistics.median(steals):.0f}%): absolute numbers are depressed and "
+                  f"noisy, ratios of interleaved contenders less so.")
         load = run.get("loadavg_at_start", [0])[0]
         if load > 0.5:
             print(f"\nnote: the 1-minute load average was {load:.1f} when the {nt}-thread run "
@@ -411,7 +458,8 @@ def main() -> None:
                  if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                  "python": platform.python_version(), "numpy": np.__version__,
                  "git_commit": commit, "quick": args.quick, "repeats": args.repeats,
-                 "pause_s": args.pause, "timing": "median of interleaved repeats"},
+                 "pause_s": args.pause,
+                 "timing": "median of interleaved repeats; ratios: median of per-repeat ratios"},
         "targets": TARGETS, "summary": summary, "runs": runs,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -516,9 +516,9 @@ _GEMM_FNS = {} if _lib is None else {
 }
 
 
-def _buffer(ctype, x: np.ndarray):
-    """C pointer (cffi array) to the whole of the C-contiguous, aligned array x."""
-    return _ffi.from_buffer(ctype, x)
+# _buffer(ctype, x): C pointer (a cffi array) to the whole of the C-contiguous, aligned array x.
+# (The tests swap in a version that checks alignment.)
+_buffer = None if _ffi is None else _ffi.from_buffer
 
 
 def _packed_operand(x: np.ndarray):
@@ -561,12 +561,15 @@ def _matmul_packed(a: np.ndarray, b: np.ndarray):
         return None
     if k != k2 or m == 0 or n == 0 or k == 0:
         return None  # shape errors and empty products: the general path explains / handles
-    pa = _packed_operand(a)
-    pb = _packed_operand(b) if pa is not None else None
-    if pb is None:
-        return None
+    fa, fb = a.flags, b.flags
+    if fa.c_contiguous and fb.c_contiguous and fa.aligned and fb.aligned:
+        (av, ta, lda), (bv, tb, ldb) = (a, False, k), (b, False, n)  # the commonest case
+    else:
+        pa, pb = _packed_operand(a), _packed_operand(b)
+        if pa is None or pb is None:
+            return None
+        (av, ta, lda), (bv, tb, ldb) = pa, pb
     ctype, gemm2d, gemm_batched = fns
-    (av, ta, lda), (bv, tb, ldb) = pa, pb
     from_buffer = _buffer
     if batch:
         out = _empty((batch, m, n), a.dtype)
@@ -574,7 +577,8 @@ def _matmul_packed(a: np.ndarray, b: np.ndarray):
                      from_buffer(ctype, bv), ldb, k * n, 0.0, from_buffer(ctype, out), n, m * n,
                      _num_threads)
     else:
-        out = _empty((m, n), a.dtype)
+        out = (np.empty((m, n), dtype=a.dtype) if m * n * a.itemsize < _REUSE_MIN_BYTES
+               else _empty((m, n), a.dtype))
         gemm2d(ta, tb, m, n, k, 1.0, from_buffer(ctype, av), lda, from_buffer(ctype, bv), ldb,
                0.0, from_buffer(ctype, out), n, _num_threads)
     return out
