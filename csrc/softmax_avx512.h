@@ -100,28 +100,49 @@ TGL_AVX512_INLINE static __m512 load16(const float *p, int64_t left, __m512 fill
     return left >= 16 ? _mm512_loadu_ps(p) : _mm512_mask_loadu_ps(fill, tail_mask(left), p);
 }
 
-/* exp(a - b) for 16 lanes, b the running max (nb = -b): tgl_exp_diff_f32 with VSCALEFPS. */
-TGL_AVX512_INLINE static __m512 exp_diff16(__m512 a, __m512 b, __m512 nb) {
-    const __m512 s = _mm512_sub_ps(a, b);
-    /* TwoSum: err is the exact rounding error of s (see tgl_exp_diff_f32). */
-    const __m512 bb = _mm512_sub_ps(s, a);
-    const __m512 err = _mm512_add_ps(_mm512_sub_ps(a, _mm512_sub_ps(s, bb)), _mm512_sub_ps(nb, bb));
+/* n = round(v / ln2) for 16 lanes, as an integer-valued float (the magic-number trick of
+ * tgl_exp_core_f32: adding 1.5 * 2^23 rounds away the fraction bits). */
+TGL_AVX512_INLINE static __m512 round_log2e16(__m512 v) {
     const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 t = _mm512_fmadd_ps(s, _mm512_set1_ps(1.44269504088896341f), magic);
-    const __m512 n = _mm512_sub_ps(t, magic); /* round(s / ln2) */
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), s);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    r = _mm512_add_ps(r, err);
+    return _mm512_sub_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504088896341f), magic), magic);
+}
+
+/* exp(r) = 1 + r + r^2 P(r) for a reduced argument |r| <= ln2/2: Cephes' degree-5 polynomial, as
+ * in tgl_exp_core_f32. Both exps below end with it (then scale by a power of two). */
+TGL_AVX512_INLINE static __m512 exp_reduced16(__m512 r) {
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    return _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+}
+
+/* exp(a - b) for 16 lanes, b the running max (nb = -b): tgl_exp_diff_f32 with VSCALEFPS. */
+TGL_AVX512_INLINE static __m512 exp_diff16(__m512 a, __m512 b, __m512 nb) {
+    const __m512 s = _mm512_sub_ps(a, b);
+    /* TwoSum: err is the exact rounding error of s (see tgl_exp_diff_f32). */
+    const __m512 bb = _mm512_sub_ps(s, a);
+    const __m512 err = _mm512_add_ps(_mm512_sub_ps(a, _mm512_sub_ps(s, bb)), _mm512_sub_ps(nb, bb));
+    const __m512 n = round_log2e16(s);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), s);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    const __m512 y = exp_reduced16(_mm512_add_ps(r, err));
     /* s >= lo, or NaN (which passes through): p * 2^n; below lo (incl. -inf): 0. */
     const __mmask16 keep = _mm512_cmp_ps_mask(s, _mm512_set1_ps(-87.33654475f), _CMP_NLT_UQ);
     return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+/* exp(a) * 2^-N for 16 lanes, 0 where a < lo (= m - FAST_CLAMP): the power-of-two-shift exp of
+ * online_rel_f32 (see there for why). */
+TGL_AVX512_INLINE static __m512 exp_rel16(__m512 a, __m512 vN, __m512 lo) {
+    const __mmask16 keep = _mm512_cmp_ps_mask(a, lo, _CMP_NLT_UQ); /* a >= lo, or NaN */
+    a = _mm512_max_ps(lo, a); /* (VMAXPS returns its second operand, a, if it is NaN) */
+    const __m512 n = round_log2e16(a);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    return _mm512_maskz_scalef_ps(keep, exp_reduced16(r), _mm512_sub_ps(n, vN));
 }
 
 /* max over p[0..len), NaN skipped (VMAXPS returns its second operand when one is NaN). */
@@ -139,19 +160,28 @@ TGL_AVX512_INLINE static float max_f32(const float *p, int64_t len) {
     return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
 }
 
-/* acc += sum of exp(x[i] - mm) over x[0..len) (in double, see SUM_PIECE); e[i] = those values
- * when e is not NULL. */
-TGL_AVX512_INLINE static __m512d expsum_f32(const float *x, float *e, int64_t len, float mm,
-                                            __m512d acc) {
-    const __m512 b = _mm512_set1_ps(mm), nb = _mm512_set1_ps(-mm);
+/* acc (8 doubles) += the 16 float lanes of cs, widened to double. */
+TGL_AVX512_INLINE static __m512d add_widened(__m512d acc, __m512 cs) {
+    acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(cs)));
+    return _mm512_add_pd(acc, _mm512_cvtps_pd(
+                                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(cs), 1))));
+}
+
+/* acc += sum over x[0..len) of exp16(x[i]) (in double, see SUM_PIECE); e[i] = those values when
+ * e is not NULL. REL (a constant after inlining) picks the exp: 0, exp_diff16(x, p1 = m,
+ * p2 = -m) = exp(x - m); 1, exp_rel16(x, p1 = N, p2 = m - FAST_CLAMP) = exp(x) * 2^-N. The
+ * padding of a short last vector is -inf, whose exp is 0 in both. */
+TGL_AVX512_INLINE static __m512d expsum_f32(const int REL, const float *x, float *e, int64_t len,
+                                            __m512 p1, __m512 p2, __m512d acc) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
+#define TGL_EXP16(v) (REL ? exp_rel16((v), p1, p2) : exp_diff16((v), p1, p2))
     for (int64_t p0 = 0; p0 < len; p0 += SUM_PIECE) {
         const int64_t end = len - p0 < SUM_PIECE ? len : p0 + SUM_PIECE;
-        __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps();
+        __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps(); /* 2 chains: add latency */
         int64_t i = p0;
         for (; i + 32 <= end; i += 32) {
-            const __m512 v0 = exp_diff16(_mm512_loadu_ps(x + i), b, nb);
-            const __m512 v1 = exp_diff16(_mm512_loadu_ps(x + i + 16), b, nb);
+            const __m512 v0 = TGL_EXP16(_mm512_loadu_ps(x + i));
+            const __m512 v1 = TGL_EXP16(_mm512_loadu_ps(x + i + 16));
             if (e) {
                 _mm512_storeu_ps(e + i, v0);
                 _mm512_storeu_ps(e + i + 16, v1);
@@ -160,15 +190,13 @@ TGL_AVX512_INLINE static __m512d expsum_f32(const float *x, float *e, int64_t le
             cs1 = _mm512_add_ps(cs1, v1);
         }
         for (; i < end; i += 16) {
-            const __m512 v = exp_diff16(load16(x + i, end - i, ninf), b, nb); /* pad: exp(-inf) = 0 */
+            const __m512 v = TGL_EXP16(load16(x + i, end - i, ninf));
             if (e) _mm512_mask_storeu_ps(e + i, tail_mask(end - i), v);
             cs0 = _mm512_add_ps(cs0, v);
         }
-        cs0 = _mm512_add_ps(cs0, cs1);
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(cs0)));
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(
-                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(cs0), 1))));
+        acc = add_widened(acc, _mm512_add_ps(cs0, cs1));
     }
+#undef TGL_EXP16
     return acc;
 }
 
@@ -195,7 +223,8 @@ TGL_AVX512_INLINE static void online_f32(const float *x, int64_t n, int64_t chun
             if (m != -INFINITY) acc = _mm512_mul_pd(acc, _mm512_set1_pd(exp((double)m - (double)cm)));
             m = cm;
         }
-        acc = expsum_f32(xc, e ? e + c0 : NULL, len, m, acc);
+        acc = expsum_f32(0, xc, e ? e + c0 : NULL, len, _mm512_set1_ps(m), _mm512_set1_ps(-m),
+                         acc);
         if (chunk_max) chunk_max[c] = m;
     }
     *m_out = m;
@@ -220,62 +249,6 @@ TGL_AVX512_INLINE static void online_f32(const float *x, int64_t n, int64_t chun
  * included), and the caller uses online_f32 instead. */
 #define FAST_MAX_ABS 8192.0f
 #define FAST_CLAMP 87.33654475f
-
-/* 2^n for an integer-valued float n (round(v / ln2), computed like the exp's n). */
-TGL_AVX512_INLINE static __m512 round_log2e16(__m512 v) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-    return _mm512_sub_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(1.44269504088896341f), magic), magic);
-}
-
-/* exp(a) * 2^-N for 16 lanes; 0 where a < lo = m - FAST_CLAMP. */
-TGL_AVX512_INLINE static __m512 exp_rel16(__m512 a, __m512 vN, __m512 lo) {
-    const __mmask16 keep = _mm512_cmp_ps_mask(a, lo, _CMP_NLT_UQ); /* a >= lo, or NaN */
-    a = _mm512_max_ps(lo, a); /* (VMAXPS returns its second operand, a, if it is NaN) */
-    const __m512 n = round_log2e16(a);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(keep, y, _mm512_sub_ps(n, vN));
-}
-
-/* As expsum_f32, for exp(x[i]) * 2^-N. */
-TGL_AVX512_INLINE static __m512d expsum_rel_f32(const float *x, float *e, int64_t len, float N,
-                                                float m, __m512d acc) {
-    const __m512 vN = _mm512_set1_ps(N), lo = _mm512_set1_ps(m - FAST_CLAMP);
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    for (int64_t p0 = 0; p0 < len; p0 += SUM_PIECE) {
-        const int64_t end = len - p0 < SUM_PIECE ? len : p0 + SUM_PIECE;
-        __m512 cs0 = _mm512_setzero_ps(), cs1 = _mm512_setzero_ps();
-        int64_t i = p0;
-        for (; i + 32 <= end; i += 32) {
-            const __m512 v0 = exp_rel16(_mm512_loadu_ps(x + i), vN, lo);
-            const __m512 v1 = exp_rel16(_mm512_loadu_ps(x + i + 16), vN, lo);
-            if (e) {
-                _mm512_storeu_ps(e + i, v0);
-                _mm512_storeu_ps(e + i + 16, v1);
-            }
-            cs0 = _mm512_add_ps(cs0, v0);
-            cs1 = _mm512_add_ps(cs1, v1);
-        }
-        for (; i < end; i += 16) {
-            const __mmask16 k = tail_mask(end - i);
-            const __m512 v = _mm512_maskz_mov_ps(k, exp_rel16(load16(x + i, end - i, ninf), vN, lo));
-            if (e) _mm512_mask_storeu_ps(e + i, k, v);
-            cs0 = _mm512_add_ps(cs0, v);
-        }
-        cs0 = _mm512_add_ps(cs0, cs1);
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(cs0)));
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(
-                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(cs0), 1))));
-    }
-    return acc;
-}
 
 /* m = max(x), N and s = sum(exp(x)) * 2^-N; with e, e[i] = exp(x[i]) * 2^-N_c and
  * chunk_N[c] = N_c (the N when chunk c was processed). Returns 0 when |max| > FAST_MAX_ABS
@@ -306,7 +279,8 @@ TGL_AVX512_INLINE static int online_rel_f32(const float *x, int64_t n, int64_t c
             m = cm;
             N = newN;
         }
-        acc = expsum_rel_f32(xc, e ? e + c0 : NULL, len, N, m, acc);
+        acc = expsum_f32(1, xc, e ? e + c0 : NULL, len, _mm512_set1_ps(N),
+                         _mm512_set1_ps(m - FAST_CLAMP), acc);
         if (chunk_N) chunk_N[c] = N;
     }
     *m_out = m;
@@ -518,10 +492,7 @@ TGL_AVX512_INLINE static double dot_f32(const float *a, const float *b, int64_t 
             const __mmask16 k = tail_mask(end - i);
             cs0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), cs0);
         }
-        cs0 = _mm512_add_ps(cs0, cs1);
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(cs0)));
-        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(
-                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(cs0), 1))));
+        acc = add_widened(acc, _mm512_add_ps(cs0, cs1));
     }
     return _mm512_reduce_add_pd(acc);
 }
