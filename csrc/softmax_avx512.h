@@ -200,6 +200,18 @@ TGL_AVX512_INLINE static __m512d expsum_f32(const int REL, const float *x, float
     return acc;
 }
 
+/* A chunk whose max is -inf: each element is -inf (exp 0) or NaN, which the max skipped and which
+ * must make the row NaN, as in NumPy (see row_online_pass). Zeroes the chunk of e (if any);
+ * returns 1 when there is a NaN. */
+TGL_AVX512_INLINE static int empty_chunk_f32(const float *xc, float *ec, int64_t len) {
+    int nan_seen = 0;
+    for (int64_t i = 0; i < len; i++) {
+        if (xc[i] != xc[i]) nan_seen = 1;
+        if (ec) ec[i] = 0;
+    }
+    return nan_seen;
+}
+
 /* The online pass (as row_online_pass in softmax_impl.h): m = max(x), s = sum(exp(x - m));
  * with e, e[i] = exp(x[i] - m_c) and chunk_max[c] = m_c. */
 TGL_AVX512_INLINE static void online_f32(const float *x, int64_t n, int64_t chunk, float *e,
@@ -211,11 +223,8 @@ TGL_AVX512_INLINE static void online_f32(const float *x, int64_t n, int64_t chun
         const float *xc = x + c0;
         const int64_t len = n - c0 < chunk ? n - c0 : chunk;
         const float cm = max_f32(xc, len);
-        if (cm == -INFINITY) { /* all -inf, or NaN (skipped by the max): see row_online_pass */
-            for (int64_t i = 0; i < len; i++) {
-                if (xc[i] != xc[i]) nan_seen = 1;
-                if (e) e[c0 + i] = 0;
-            }
+        if (cm == -INFINITY) {
+            nan_seen |= empty_chunk_f32(xc, e ? e + c0 : NULL, len);
             if (chunk_max) chunk_max[c] = m;
             continue;
         }
@@ -263,11 +272,8 @@ TGL_AVX512_INLINE static int online_rel_f32(const float *x, int64_t n, int64_t c
         const float *xc = x + c0;
         const int64_t len = n - c0 < chunk ? n - c0 : chunk;
         const float cm = max_f32(xc, len);
-        if (cm == -INFINITY) { /* all -inf, or NaN: as in online_f32 */
-            for (int64_t i = 0; i < len; i++) {
-                if (xc[i] != xc[i]) nan_seen = 1;
-                if (e) e[c0 + i] = 0;
-            }
+        if (cm == -INFINITY) {
+            nan_seen |= empty_chunk_f32(xc, e ? e + c0 : NULL, len);
             if (chunk_N) chunk_N[c] = N;
             continue;
         }
