@@ -424,3 +424,16 @@ def test_output_cache_is_bounded(monkeypatch):
     assert not y.flags.owndata  # it did come from a memory map
     del y
     assert K._free_bytes == 0 and not any(K._free_maps.values())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_reused_output_memory_is_private_to_the_process():
+    """Like malloc's memory: a forked child that writes to an output leaves the parent's alone."""
+    y = K.softmax(np.zeros((2, K._REUSE_MIN_BYTES // 4), np.float32))
+    before = y.copy()
+    pid = os.fork()
+    if pid == 0:  # the child
+        y[...] = 7.0
+        os._exit(0)
+    os.waitpid(pid, 0)
+    np.testing.assert_array_equal(y, before)
