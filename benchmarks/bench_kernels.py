@@ -81,7 +81,7 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per contender "
                    "(default 9, quick 3)")
     p.add_argument("--pause", type=float, default=None, help="seconds of pause between "
-                   "contenders (default 0.15, quick 0.05)")
+                   "contenders (default 0.15)")
     p.add_argument("--skip-gemm", action="store_true")
     p.add_argument("--skip-softmax", action="store_true")
     p.add_argument("--out", default=DEFAULT_OUT, help="JSON output file")
@@ -92,7 +92,7 @@ def parse_args():
     if args.repeats is None:
         args.repeats = 3 if args.quick else 9
     if args.pause is None:
-        args.pause = 0.05 if args.quick else 0.15
+        args.pause = 0.15  # OpenBLAS's threads spin ~0.1 s: a shorter pause stalls 2-thread runs
     return args
 
 
@@ -127,10 +127,13 @@ def measure(contenders: dict, repeats: int, pause: float, min_sample: float) -> 
     """Median seconds per call of each contender, interleaved over repeats."""
     inner = {}
     for name, fn in contenders.items():  # warm up, and size an inner loop for tiny cases
+        time.sleep(pause)  # (as before every sample: OpenBLAS's threads may still be spinning)
         fn()
-        t0 = time.perf_counter()
-        fn()
-        one = time.perf_counter() - t0
+        one = float("inf")
+        for _ in range(3):  # the fastest of 3: one slow call (a thread waking up, a moment of
+            t0 = time.perf_counter()  # load) must not shrink the loop to a few calls, each
+            fn()                      # then paying that wake-up again
+            one = min(one, time.perf_counter() - t0)
         inner[name] = max(1, min(10000, math.ceil(min_sample / max(one, 1e-9))))
     names = list(contenders)
     samples = {name: [] for name in names}
