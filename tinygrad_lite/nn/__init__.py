@@ -6,11 +6,11 @@ from .attention import (LearnedPositionalEncoding, MultiHeadAttention,
                         SinusoidalPositionalEncoding, TransformerBlock, TransformerEncoderLayer)
 from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, MSELoss, ReLU,
                      Tanh)
-from .module import Module, ModuleList, Parameter, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
-    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Linear",
-    "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "MSELoss", "CrossEntropyLoss",
-    "MultiHeadAttention", "TransformerEncoderLayer", "TransformerBlock",
+    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+    "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "MSELoss",
+    "CrossEntropyLoss", "MultiHeadAttention", "TransformerEncoderLayer", "TransformerBlock",
     "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
 ]

@@ -1,4 +1,4 @@
-"""Module, Parameter and the two containers (Sequential, ModuleList).
+"""Module, Parameter and the containers (Sequential, ModuleList, ModuleDict).
 
 A ``Module`` finds its parameters and sub-modules by watching attribute assignment: writing
 ``self.weight = Parameter(...)`` or ``self.fc = Linear(...)`` in ``__init__`` registers them,
@@ -105,9 +105,19 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: "Module | None") -> None:
+        """Register ``module`` as a sub-module called ``name`` (what attribute assignment does,
+        for names that are computed, like ModuleList's "0", "1", ...)."""
+        owner = type(self).__name__
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(self).__name__}: {name!r} must be a Module, got "
-                            f"{type(module).__name__}")
+            raise TypeError(f"{owner}: {name!r} must be a Module, got {type(module).__name__}")
+        if not isinstance(name, str):
+            raise TypeError(f"{owner}: module name must be a str, got {type(name).__name__} "
+                            f"{name!r}")
+        if name == "" or "." in name:  # "." separates the levels of state_dict keys
+            raise KeyError(f"{owner}: module name must not be empty or contain \".\", got {name!r}")
+        if name not in self._modules and name in dir(type(self)):
+            raise KeyError(f"{owner}: attribute {name!r} already exists (a method or class "
+                           f"attribute); choose another module name")
         self._modules[name] = module
 
     # -- running -----------------------------------------------------------------------------
@@ -144,33 +154,57 @@ class Module:
 
     # -- walking the tree --------------------------------------------------------------------
 
-    def named_modules(self, prefix: str = ""):
-        """(name, module) for this module and every sub-module, each once, depth first."""
-        seen = set()
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True):
+        """(name, module) for this module (named ``prefix``, "" by default) and every
+        sub-module, depth first, parents before children -- as in PyTorch. A module reached
+        twice (shared) is listed once unless ``remove_duplicate=False``; ``memo`` is the set of
+        modules already listed (it is updated)."""
+        if memo is None:
+            memo = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if module in memo:
+                    continue
+                memo.add(module)
             yield name, module
             children = [(f"{name}.{n}" if name else n, m)
                         for n, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
 
     def modules(self):
+        """Every module of the tree, this one first (see ``named_modules``)."""
         return (m for _, m in self.named_modules())
 
     def named_children(self):
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+        """(name, module) of the direct sub-modules, each once."""
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self):
         return (m for _, m in self.named_children())
 
+    def apply(self, fn) -> "Module":
+        """Call ``fn(module)`` on every sub-module (children first, recursively) and then on
+        this module; returns self. The usual use is weight initialisation:
+        ``model.apply(init_weights)``."""
+        if not callable(fn):
+            raise TypeError(f"{type(self).__name__}.apply: fn must be callable, got "
+                            f"{type(fn).__name__}")
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
     def named_parameters(self, prefix: str = "", recurse: bool = True):
         """(dotted name, parameter) pairs; a parameter shared by two modules appears once."""
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for module_name, module in modules:
             for name, p in module._parameters.items():
                 if p is None or id(p) in seen:
@@ -182,7 +216,7 @@ class Module:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix: str = ""):
-        for module_name, module in self.named_modules(prefix):
+        for module_name, module in self.named_modules(prefix=prefix):
             for name, b in module._buffers.items():
                 if b is not None:
                     yield (f"{module_name}.{name}" if module_name else name), b
@@ -330,3 +364,65 @@ class ModuleList(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered, as ``torch.nn.ModuleDict``: keys are
+    strings, insertion order is kept, and ``state_dict`` names entries "key.<name>"."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict has no module {key!r}; keys: {list(self._modules)}")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        self.pop(key)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self._modules[key]
+        return module
+
+    def clear(self) -> None:
+        self._modules.clear()
+
+    def update(self, modules) -> None:
+        """Add (or replace) entries from a mapping or an iterable of (key, module) pairs."""
+        if hasattr(modules, "items"):
+            pairs = modules.items()
+        elif isinstance(modules, (str, bytes, Module)) or not hasattr(modules, "__iter__"):
+            raise TypeError(f"ModuleDict.update: expected a mapping or an iterable of "
+                            f"(key, module) pairs, got {type(modules).__name__}")
+        else:
+            pairs = modules
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: element {i} should be a (key, module) "
+                                f"pair, got {pair!r}")
+            self[pair[0]] = pair[1]
