@@ -86,3 +86,31 @@ __all__ = [
     "is_grad_enabled", "detect_anomaly", "grad", "where", "cat", "stack", "float16", "float32",
     "float64", "int32", "int64", "bool_",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Subpackages as attributes, as in PyTorch: `import tinygrad_lite as tg; tg.optim.AdamW(...)`
+# works without importing tinygrad_lite.optim first. autograd, kernels and ops are imported
+# above already; the others are imported on first use by the module-level __getattr__ below
+# (PEP 562), so `import tinygrad_lite` does not pay for the ones a script never touches
+# (nn + optim + data + testing add ~20 ms, train/models/text pull in checkpoint files, progress
+# bars, plots and the tokenizer). After the first access the subpackage is an ordinary
+# attribute.
+# --------------------------------------------------------------------------------------------
+
+from . import autograd, ops  # noqa: E402,F401  (already loaded; named here to be explicit)
+
+_LAZY_SUBPACKAGES = ("nn", "optim", "data", "testing", "train", "models", "text")
+
+
+def __getattr__(name: str):
+    """Import a subpackage (``tg.nn``, ``tg.optim``, ``tg.train``, ...) on first access; any
+    other unknown name is an AttributeError, as usual."""
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)  # also caches it as an attribute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY_SUBPACKAGES))
