@@ -123,6 +123,16 @@ class Function:
     Two class flags tell the engine what ``backward`` reads, so that an in-place change to
     those tensors between forward and backward is caught (see ``Tensor._version``):
     ``uses_inputs`` (default True) and ``uses_output`` (default False).
+
+    After a backward pass without ``retain_graph`` the node frees what it saved, as in
+    PyTorch. The rule (``saves_values``): a node saved values if its backward reads its inputs'
+    or its output's values (``uses_inputs`` / ``uses_output``), or if it keeps an array (or a
+    Tensor) among its attributes -- one that ``forward`` stored (LayerNorm's ``xhat``) or an
+    option (an index array). Such a node is freed, and a second backward through it raises
+    "Trying to backward through the graph a second time". A node that saved nothing (Add, Sum,
+    Reshape, a slice, ...) needs only its inputs as graph edges and its shapes, so it is kept
+    and a second backward through it works and accumulates again, as in PyTorch. Python
+    scalars and shapes are not counted as saved values (they cost nothing to keep).
     """
 
     uses_inputs = True
@@ -198,10 +208,34 @@ class Function:
                 f"{name}.backward needs its output (shape {out.shape}), but it was modified by "
                 f"an in-place operation after the forward pass. Use an out-of-place op or .clone().")
 
+    def saves_values(self) -> bool:
+        """True if backward reads values that _release frees (the rule in the class docstring)."""
+        if self.uses_inputs or self.uses_output:
+            return True
+        return any(_holds_array(value) for name, value in self.__dict__.items()
+                   if name not in _ENGINE_ATTRIBUTES)
+
     def _release(self) -> None:
-        """Free what the node holds (its inputs and any saved arrays) after a backward pass."""
-        self.__dict__.clear()
-        self.freed = True
+        """After a backward pass: free the inputs and saved arrays of a node that saved values.
+        A node that saved nothing keeps its inputs (the graph's edges) for another backward."""
+        if self.saves_values():
+            self.__dict__.clear()
+            self.freed = True
+
+
+# What Function.apply itself puts on a node: not values the op saved.
+_ENGINE_ATTRIBUTES = frozenset({"inputs", "saved_versions", "forward_stack"})
+
+
+def _holds_array(value) -> bool:
+    """True for an array or Tensor, or a tuple/list/dict containing one (e.g. an index)."""
+    if isinstance(value, (np.ndarray, _Tensor)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_holds_array(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_array(v) for v in value.values())
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +297,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     grads = {}
     for r, g in zip(roots, root_grads):
         grads[id(r)] = grads[id(r)] + g if id(r) in grads else g
-    wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
+    wanted = None  # id(tensor) -> its positions in inputs (a tensor may be listed twice)
+    if inputs is not None:
+        wanted = {}
+        for i, t in enumerate(inputs):
+            wanted.setdefault(id(t), []).append(i)
     results = [None] * (0 if inputs is None else len(inputs))
 
     with set_grad_enabled(create_graph):
@@ -275,8 +313,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                 grad = _run_hooks(tensor, grad)
             node = tensor._ctx
             if wanted is not None:
-                if id(tensor) in wanted:
-                    results[wanted[id(tensor)]] = grad
+                for i in wanted.get(id(tensor), ()):
+                    results[i] = grad
             elif node is None or tensor._retains_grad:
                 _accumulate(tensor, grad, create_graph)
             if node is None:
@@ -327,11 +365,25 @@ def _backward_with_anomaly_context(node, grad, out):
 
 
 def _run_hooks(tensor, grad):
-    """Hooks see a tensor's finished gradient; one that returns a value replaces it."""
+    """Hooks see a tensor's finished gradient; one that returns a value replaces it.
+
+    As in PyTorch, the replacement must keep the gradient's shape and dtype: a hook that
+    changes either raises (a wrong-shaped ``.grad`` would otherwise surface much later)."""
     for hook in list(tensor._hooks.values()):
         replaced = hook(grad)
-        if replaced is not None:
-            grad = replaced if isinstance(replaced, _Tensor) else _Tensor(replaced)
+        if replaced is None:
+            continue
+        replaced = replaced if isinstance(replaced, _Tensor) else _Tensor(replaced)
+        name = getattr(hook, "__qualname__", None) or repr(hook)
+        if replaced.shape != grad.shape:
+            raise RuntimeError(f"hook {name!r} has changed the size of value: the gradient has "
+                               f"shape {grad.shape}, the hook returned shape {replaced.shape}")
+        if replaced.dtype != grad.dtype:
+            raise RuntimeError(f"hook {name!r} has changed the type of value: the gradient has "
+                               f"dtype {grad.dtype}, the hook returned dtype {replaced.dtype} "
+                               f"(return grad.to(grad.dtype) or keep the arithmetic in its "
+                               f"dtype)")
+        grad = replaced
     return grad
 
 
@@ -353,19 +405,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned instead of stored in ``.grad``.
 
-    Like ``torch.autograd.grad``: with ``create_graph=True`` the returned gradients are
-    themselves part of a graph, so they can be differentiated again (Hessian-vector products,
-    gradient penalties).
+    Like ``torch.autograd.grad``: it always returns a tuple, one gradient per input, even for a
+    single input tensor (``(gx,) = grad(y, x)``). With ``create_graph=True`` the returned
+    gradients are themselves part of a graph, so they can be differentiated again
+    (Hessian-vector products, gradient penalties).
     """
-    single_input = isinstance(inputs, _Tensor)
     outputs = [outputs] if isinstance(outputs, _Tensor) else list(outputs)
-    inputs = [inputs] if single_input else list(inputs)
+    inputs = [inputs] if isinstance(inputs, _Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, _Tensor):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
-        raise ValueError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+        raise RuntimeError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} "
+                           f"grad_outputs; pass one gradient (or None) per output")
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
@@ -377,7 +430,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if g is None and not allow_unused:
             raise RuntimeError(f"grad: input {i} (shape {t.shape}) was not used to compute the "
                                f"outputs; pass allow_unused=True to get None for it")
-    return results[0] if single_input else tuple(results)
+    return tuple(results)
 
 
 def _seed_gradient(output, gradient):
@@ -395,7 +448,8 @@ def _seed_gradient(output, gradient):
     if not isinstance(gradient, _Tensor):
         gradient = _Tensor(np.asarray(gradient, dtype=output.dtype))
     if gradient.shape != output.shape:
-        raise ValueError(f"gradient has shape {gradient.shape} but the output has shape "
-                         f"{output.shape}")
+        raise RuntimeError(f"Mismatch in shape: gradient has a shape of {gradient.shape} and "
+                           f"the output has a shape of {output.shape}; backward(gradient=...) "
+                           f"needs d(loss)/d(output), of the output's shape")
     return gradient.to(output.dtype) if gradient.dtype != output.dtype else gradient
 

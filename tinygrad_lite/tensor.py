@@ -93,9 +93,10 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients; this tensor has "
-                            f"dtype {self.data.dtype} (convert with .float() first)")
+        if value and self.data.dtype.kind != "f":  # RuntimeError, as in PyTorch
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients; "
+                               f"this tensor has dtype {self.data.dtype} (convert with .float() "
+                               f"first)")
         if not value and self._ctx is not None:
             raise RuntimeError("requires_grad can only be turned off on a leaf tensor; use "
                                ".detach() to get a tensor outside the graph")
@@ -204,7 +205,11 @@ class Tensor:
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
-        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        replaces the gradient (it must keep the gradient's shape and dtype, else backward
+        raises a RuntimeError naming the hook). Returns a handle whose ``remove()`` unregisters
+        it."""
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         if self._hooks is None:
