@@ -67,3 +67,35 @@ def test_bad_inputs_are_refused_before_c():
     with pytest.raises(TypeError, match="float32 or float64"):
         K.adam_step(p.astype(np.int32), g, m, v, step=1, **common)
     assert math.isfinite(float(p.sum()))  # nothing was written by the refused calls
+
+
+@pytest.mark.parametrize("name, value, error, words", [
+    ("beta1", 1.0, ValueError, "in [0, 1)"), ("beta1", -0.1, ValueError, "in [0, 1)"),
+    ("beta2", 1.0, ValueError, "in [0, 1)"), ("beta2", math.nan, ValueError, "finite"),
+    ("lr", math.nan, ValueError, "finite"), ("lr", math.inf, ValueError, "finite"),
+    ("eps", -math.inf, ValueError, "finite"), ("weight_decay", math.nan, ValueError, "finite"),
+    ("lr", "0.1", TypeError, "real number"), ("eps", None, TypeError, "real number"),
+    ("beta1", True, TypeError, "real number"),
+    ("step", 1.5, ValueError, "integer >= 1"), ("step", True, ValueError, "integer >= 1"),
+    ("step", -3, ValueError, "integer >= 1")])
+def test_bad_scalars_are_refused_before_c(name, value, error, words):
+    """beta1 = 1.0 used to reach the bias correction and raise ZeroDivisionError; a NaN lr
+    silently wrote NaN into every weight."""
+    p, g, m, v = (np.full(4, 0.5, np.float32) for _ in range(4))
+    args = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=True,
+                step=1)
+    args[name] = value
+    with pytest.raises(error) as info:
+        K.adam_step(p, g, m, v, **args)
+    message = str(info.value)
+    assert message.startswith(f"adam_step: {name} ") and words in message, message
+    np.testing.assert_array_equal(p, 0.5)  # nothing was written
+    np.testing.assert_array_equal(m, 0.5)
+
+
+def test_numpy_scalars_are_accepted():
+    p, g, m, v = (np.full(4, 0.5, np.float64) for _ in range(4))
+    K.adam_step(p, g, m, v, lr=np.float32(1e-3), beta1=np.float64(0.9), beta2=0.999,
+                eps=np.float32(1e-8), weight_decay=np.int64(0), decoupled=False,
+                step=np.int64(2))
+    assert np.isfinite(p).all() and not np.array_equal(p, np.full(4, 0.5))

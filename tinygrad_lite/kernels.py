@@ -854,6 +854,24 @@ def reference_adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, decoupl
     p -= scratch
 
 
+def _check_adam_scalars(op: str, *, lr, beta1, beta2, eps, weight_decay, step) -> None:
+    """The scalar arguments of adam_step, checked before C sees them: beta = 1 would divide by
+    zero in the bias correction, and a NaN would silently turn every weight into NaN."""
+    for name, value in (("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps),
+                        ("weight_decay", weight_decay)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                         np.floating)):
+            raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__} "
+                            f"{value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{op}: {name} must be finite, got {value!r}")
+    for name, value in (("beta1", beta1), ("beta2", beta2)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{op}: {name} must be in [0, 1), got {value!r}")
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"{op}: step must be an integer >= 1, got {step!r}")
+
+
 def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr: float,
               beta1: float, beta2: float, eps: float, weight_decay: float, decoupled: bool,
               step: int) -> None:
@@ -882,8 +900,8 @@ def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, *, lr:
     for x, y in itertools.combinations(("p", "g", "m", "v"), 2):
         if np.may_share_memory(arrays[x], arrays[y]):
             raise ValueError(f"{op}: {x} and {y} share memory; each needs its own array")
-    if not isinstance(step, (int, np.integer)) or step < 1:
-        raise ValueError(f"{op}: step must be an integer >= 1, got {step!r}")
+    _check_adam_scalars(op, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                        weight_decay=weight_decay, step=step)
     if p.size == 0:
         return
     if _backend == "numpy":
