@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import no_grad
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_betas, check_number
 
 
 class Adam(Optimizer):
@@ -19,15 +19,20 @@ class Adam(Optimizer):
     """
 
     decoupled_weight_decay = False
+    state_keys = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        name = type(self).__name__
-        check_nonnegative(name, lr=lr, eps=eps, weight_decay=weight_decay)
-        betas = tuple(betas)
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def check_options(self, options: dict) -> dict:
+        """lr, eps, weight_decay finite and >= 0; each beta in [0, 1)."""
+        options = super().check_options(options)
+        name = type(self).__name__
+        options["betas"] = check_betas(name, options["betas"])
+        for key in ("eps", "weight_decay"):
+            options[key] = check_number(name, key, options[key])
+        return options
 
     @no_grad()
     def step(self) -> None:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import math
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_number
 
 
 def _check_optimizer(optimizer, scheduler: str) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{scheduler} needs an Optimizer, got {type(optimizer).__name__}")
+
+
+def _as_list(scheduler: str, name: str, values) -> list:
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{scheduler}: {name} must be a list, got {type(values).__name__}")
+    return list(values)
 
 
 class _SchedulerState:
@@ -27,11 +33,21 @@ class _SchedulerState:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state saved by ``state_dict()``; every setting is checked before any is
+        assigned, as in the constructor."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"{name}.load_state_dict: expected a dict, got "
+                            f"{type(state_dict).__name__}")
         unknown = set(state_dict) - set(self.state_dict())
         if unknown:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys "
-                             f"{sorted(unknown)}")
-        self.__dict__.update(state_dict)
+            raise ValueError(f"{name}.load_state_dict: unexpected keys {sorted(unknown)}")
+        self.__dict__.update(self.check_settings({**self.state_dict(), **state_dict}))
+
+    def check_settings(self, settings: dict) -> dict:
+        """Check the scheduler's settings (its attributes, by name) and return them
+        normalised; each subclass checks its own. Runs in the constructor and on load."""
+        return settings
 
 
 class LRScheduler(_SchedulerState):
@@ -48,7 +64,16 @@ class LRScheduler(_SchedulerState):
             group.setdefault("initial_lr", group["lr"])
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self.__dict__.update(self.check_settings(self.state_dict()))
         self.step()
+
+    def check_settings(self, settings: dict) -> dict:
+        name = type(self).__name__
+        settings["last_epoch"] = check_number(name, "last_epoch", settings["last_epoch"], -1,
+                                              integer=True)
+        settings["base_lrs"] = [check_number(name, "initial_lr", lr) for lr in
+                                _as_list(name, "base_lrs", settings["base_lrs"])]
+        return settings
 
     def lr_at(self, epoch: int, base_lr: float) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -65,10 +90,16 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
+
+    def check_settings(self, settings: dict) -> dict:
+        """step_size an integer >= 1; gamma finite and > 0."""
+        settings = super().check_settings(settings)
+        settings["step_size"] = check_number("StepLR", "step_size", settings["step_size"], 1,
+                                             integer=True)
+        settings["gamma"] = check_number("StepLR", "gamma", settings["gamma"], low_open=True)
+        return settings
 
     def lr_at(self, epoch: int, base_lr: float) -> float:
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -87,11 +118,19 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  warmup_steps: int = 0, last_epoch: int = -1):
-        if not 0 <= warmup_steps < T_max:
-            raise ValueError(f"CosineAnnealingLR: need 0 <= warmup_steps < T_max, got "
-                             f"warmup_steps={warmup_steps}, T_max={T_max}")
-        self.T_max, self.eta_min, self.warmup_steps = int(T_max), float(eta_min), int(warmup_steps)
+        self.T_max, self.eta_min, self.warmup_steps = T_max, eta_min, warmup_steps
         super().__init__(optimizer, last_epoch)
+
+    def check_settings(self, settings: dict) -> dict:
+        """T_max an integer >= 1; warmup_steps an integer in [0, T_max); eta_min finite >= 0."""
+        settings = super().check_settings(settings)
+        name = "CosineAnnealingLR"
+        settings["T_max"] = check_number(name, "T_max", settings["T_max"], 1, integer=True)
+        settings["eta_min"] = check_number(name, "eta_min", settings["eta_min"])
+        settings["warmup_steps"] = check_number(name, "warmup_steps", settings["warmup_steps"],
+                                                0, settings["T_max"], high_open=True,
+                                                integer=True)
+        return settings
 
     def lr_at(self, epoch: int, base_lr: float) -> float:
         if epoch < self.warmup_steps:
@@ -116,25 +155,41 @@ class ReduceLROnPlateau(_SchedulerState):
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr=0.0, eps: float = 1e-8):
         _check_optimizer(optimizer, "ReduceLROnPlateau")
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
-                             f"{threshold_mode!r}")
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
         n = len(optimizer.param_groups)
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
         if len(min_lrs) != n:
             raise ValueError(f"ReduceLROnPlateau: {len(min_lrs)} min_lr values for {n} groups")
         self.optimizer = optimizer
-        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
-        self.threshold, self.threshold_mode = float(threshold), threshold_mode
-        self.cooldown, self.min_lrs, self.eps = int(cooldown), [float(v) for v in min_lrs], eps
+        self.mode, self.factor, self.patience = mode, factor, patience
+        self.threshold, self.threshold_mode = threshold, threshold_mode
+        self.cooldown, self.min_lrs, self.eps = cooldown, min_lrs, eps
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
+        self.__dict__.update(self.check_settings(self.state_dict()))
+
+    def check_settings(self, settings: dict) -> dict:
+        """mode "min"/"max", threshold_mode "rel"/"abs"; factor in (0, 1); patience, cooldown
+        (and the counters) integers >= 0; threshold, eps, each min_lr finite and >= 0."""
+        name = "ReduceLROnPlateau"
+        if settings["mode"] not in ("min", "max"):
+            raise ValueError(f"{name}: mode must be 'min' or 'max', got {settings['mode']!r}")
+        if settings["threshold_mode"] not in ("rel", "abs"):
+            raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got "
+                             f"{settings['threshold_mode']!r}")
+        settings["factor"] = check_number(name, "factor", settings["factor"], 0.0, 1.0,
+                                          low_open=True, high_open=True)
+        for key in ("patience", "cooldown", "num_bad_epochs", "cooldown_counter", "last_epoch"):
+            settings[key] = check_number(name, key, settings[key], integer=True)
+        for key in ("threshold", "eps"):
+            settings[key] = check_number(name, key, settings[key])
+        settings["min_lrs"] = [check_number(name, "min_lr", v) for v in
+                               _as_list(name, "min_lrs", settings["min_lrs"])]
+        best = settings["best"]
+        if isinstance(best, (bool, str)) or not isinstance(best, (int, float)) or best != best:
+            raise ValueError(f"{name}: best must be a number (not NaN), got {best!r}")
+        return settings
 
     def is_better(self, value: float, best: float) -> bool:
         if self.mode == "min":

@@ -10,6 +10,8 @@ parameter, then write the result into the parameter with an in-place Tensor meth
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
 import numpy as np
 
@@ -20,8 +22,11 @@ class Optimizer:
     """Holds ``param_groups`` (a list of dicts: ``{"params": [...], "lr": ..., ...}``) and
     ``state`` (a dict from parameter to that parameter's buffers, e.g. momentum)."""
 
+    # The names of the per-parameter buffers a subclass keeps in ``state`` (checked on load).
+    state_keys: frozenset = frozenset()
+
     def __init__(self, params, defaults: dict):
-        self.defaults = dict(defaults)
+        self.defaults = self.check_options(dict(defaults))
         self.param_groups: list[dict] = []
         self.state: dict = {}  # parameter (hashed by identity) -> dict of its buffers
         if isinstance(params, Tensor):
@@ -59,7 +64,14 @@ class Optimizer:
         for name, value in filled.items():
             if name != "params" and value is None:
                 raise ValueError(f"{type(self).__name__}: option {name!r} is required")
-        self.param_groups.append(filled)
+        self.param_groups.append(self.check_options(filled))
+
+    def check_options(self, options: dict) -> dict:
+        """Check the hyperparameters in ``options`` (a group, or the defaults) and return them
+        normalised (floats, bools); a subclass adds its own after ``super().check_options``.
+        Runs in the constructor, ``add_param_group`` and ``load_state_dict``."""
+        options["lr"] = check_number(type(self).__name__, "lr", options["lr"])
+        return options
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: ``p.grad = None`` (the default, cheapest) or fill them with 0."""
@@ -108,8 +120,15 @@ class Optimizer:
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} "
                              f"parameter groups, this optimizer has {len(self.param_groups)}")
-        params = []
+        params, checked_groups = [], []
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: group {i} of the saved state has no "
+                                 f"{missing}: was it saved by another optimizer?")
+            checked = {k: (tuple(v) if isinstance(v, list) else copy.deepcopy(v))
+                       for k, v in saved.items() if k != "params"}
+            checked_groups.append(self.check_options(checked))
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: group {i} has "
                                  f"{len(saved['params'])} parameters in the saved state but "
@@ -123,6 +142,12 @@ class Optimizer:
                                  f"are only {len(params)} parameters")
             p = params[i]
             restored = {}
+            unknown = sorted(set(buffers) - self.state_keys)
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: state of parameter {i} has buffers "
+                                 f"{unknown} that {name} does not use (it keeps "
+                                 f"{sorted(self.state_keys)}): was it saved by another "
+                                 f"optimizer?")
             for k, v in buffers.items():
                 if isinstance(v, np.ndarray):
                     if v.shape != p.shape:
@@ -132,10 +157,8 @@ class Optimizer:
                     v = v.astype(p.dtype, copy=True)
                 restored[k] = v
             new_state[p] = restored
-        for saved, group in zip(saved_groups, self.param_groups):
-            for k, v in saved.items():
-                if k != "params":
-                    group[k] = tuple(v) if isinstance(v, list) else copy.deepcopy(v)
+        for checked, group in zip(checked_groups, self.param_groups):  # all checked: assign
+            group.update(checked)
         self.state = new_state
 
     def __repr__(self) -> str:
@@ -146,8 +169,45 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
-def check_nonnegative(optimizer: str, **values) -> None:
-    """Raise a ValueError naming the first option that is negative."""
-    for name, value in values.items():
-        if value < 0:
-            raise ValueError(f"{optimizer}: {name} must be >= 0, got {value}")
+# --------------------------------------------------------------------------------------------
+# Checking hyperparameters (optimizers and schedulers share these)
+# --------------------------------------------------------------------------------------------
+
+def check_number(owner: str, name: str, value, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False):
+    """``value`` as a float (an int if ``integer``), after checking that it is a real number
+    (not a bool or a string), finite, and in the interval from ``low`` to ``high`` (closed
+    unless ``low_open`` / ``high_open``). Raises TypeError / ValueError naming the owner (e.g.
+    "AdamW"), the argument and the value: a bad setting fails where it is set, not as a NaN
+    loss thousands of steps later."""
+    opening = "(" if low_open else "["
+    closing = ")" if high_open or high == math.inf else "]"
+    interval = f"{opening}{low:g}, {high:g}{closing}"
+    kind = "an integer" if integer else "a finite number"
+    wanted = f"{name} must be {kind} in {interval}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            integer and not isinstance(value, numbers.Integral)):
+        raise TypeError(f"{owner}: invalid {name}={value!r} ({type(value).__name__}): {wanted}")
+    number = int(value) if integer else float(value)
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
+        raise ValueError(f"{owner}: invalid {name}={value!r}: {wanted}")
+    return number
+
+
+def check_flag(owner: str, name: str, value) -> bool:
+    """``value`` as a bool, after checking that it is one (a string "False" would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: invalid {name}={value!r}: {name} must be True or False")
+    return bool(value)
+
+
+def check_betas(owner: str, betas) -> tuple:
+    """Adam's (beta1, beta2): two numbers, each in [0, 1) (beta = 1 never forgets and divides
+    by zero in the bias correction)."""
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise TypeError(f"{owner}: invalid betas={betas!r}: betas must be a pair "
+                        f"(beta1, beta2) of numbers in [0, 1)")
+    return tuple(check_number(owner, f"beta{i + 1}", b, 0.0, 1.0, high_open=True)
+                 for i, b in enumerate(betas))

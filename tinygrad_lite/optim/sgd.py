@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import no_grad
-from .optimizer import Optimizer, check_nonnegative
+from .optimizer import Optimizer, check_flag, check_number
 
 
 class SGD(Optimizer):
@@ -18,14 +18,27 @@ class SGD(Optimizer):
         p = p - lr * g
     """
 
+    state_keys = frozenset({"momentum_buffer"})
+
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        check_nonnegative("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"SGD: nesterov momentum needs momentum > 0 and dampening = 0, got "
-                             f"momentum={momentum}, dampening={dampening}")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
+
+    def check_options(self, options: dict) -> dict:
+        """lr, momentum, weight_decay >= 0; dampening in [0, 1]; nesterov needs momentum > 0
+        and dampening = 0 (all finite)."""
+        options = super().check_options(options)
+        name = type(self).__name__
+        for key in ("momentum", "weight_decay"):
+            options[key] = check_number(name, key, options[key])
+        options["dampening"] = check_number(name, "dampening", options["dampening"], 0.0, 1.0)
+        options["nesterov"] = check_flag(name, "nesterov", options["nesterov"])
+        if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
+            raise ValueError(f"{name}: nesterov momentum needs momentum > 0 and dampening = 0, "
+                             f"got momentum={options['momentum']}, "
+                             f"dampening={options['dampening']}")
+        return options
 
     @no_grad()
     def step(self) -> None:
