@@ -467,6 +467,9 @@ def test_module_dict_is_a_dict_of_registered_modules():
         d["a.b"] = nn.ReLU()
     with pytest.raises(KeyError, match="already exists"):
         d["keys"] = nn.ReLU()  # would hide the method, as torch refuses too
+    layer = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match="'weight' already exists"):
+        layer.add_module("weight", nn.ReLU())
     with pytest.raises(TypeError, match="pair"):
         d.update([nn.ReLU()])
     d.clear()

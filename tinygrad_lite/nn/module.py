@@ -115,9 +115,9 @@ class Module:
                             f"{name!r}")
         if name == "" or "." in name:  # "." separates the levels of state_dict keys
             raise KeyError(f"{owner}: module name must not be empty or contain \".\", got {name!r}")
-        if name not in self._modules and name in dir(type(self)):
-            raise KeyError(f"{owner}: attribute {name!r} already exists (a method or class "
-                           f"attribute); choose another module name")
+        if name not in self._modules and hasattr(self, name):
+            raise KeyError(f"{owner}: attribute {name!r} already exists (a method, attribute, "
+                           f"parameter or buffer); choose another module name")
         self._modules[name] = module
 
     # -- running -----------------------------------------------------------------------------
