@@ -472,3 +472,18 @@ def test_scheduler_load_state_dict_is_checked_and_all_or_nothing():
     assert t.step_size == 2 and t.base_lrs == [1.0]
     with pytest.raises(TypeError, match="expected a dict"):
         t.load_state_dict([("step_size", 3)])
+
+
+def test_a_user_optimizer_without_lr_still_works():
+    class Halve(optim.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, dict(factor=0.5))
+
+        def step(self):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.data *= group["factor"]
+
+    p = tg.ones(2, requires_grad=True)
+    Halve([p]).step()
+    np.testing.assert_array_equal(p.numpy(), [0.5, 0.5])

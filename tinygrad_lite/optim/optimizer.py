@@ -70,7 +70,8 @@ class Optimizer:
         """Check the hyperparameters in ``options`` (a group, or the defaults) and return them
         normalised (floats, bools); a subclass adds its own after ``super().check_options``.
         Runs in the constructor, ``add_param_group`` and ``load_state_dict``."""
-        options["lr"] = check_number(type(self).__name__, "lr", options["lr"])
+        if "lr" in options:  # an Optimizer subclass written by a user may have no lr
+            options["lr"] = check_number(type(self).__name__, "lr", options["lr"])
         return options
 
     def zero_grad(self, set_to_none: bool = True) -> None:
