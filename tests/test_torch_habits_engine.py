@@ -185,3 +185,16 @@ def test_hook_keeping_shape_and_dtype_still_replaces_the_gradient():
     x.register_hook(lambda g: np.asarray(g.numpy() + 1))  # an array of the same shape/dtype
     (x * 2).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [21.0, 21.0])
+
+
+def test_wrong_types_given_to_grad_and_backward_are_type_errors():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(TypeError, match="grad: outputs must be a Tensor"):
+        tg.grad(3.0, x)
+    with pytest.raises(TypeError, match="grad: inputs must be a Tensor"):
+        tg.grad(y.sum(), [x, "x"])
+    with pytest.raises(TypeError, match="backward: gradient must be a Tensor.*str"):
+        y.backward(gradient="ab")
+    y.backward(gradient=[1.0, 0.5])  # a list of numbers of the right shape is fine
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 1.0])

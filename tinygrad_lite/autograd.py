@@ -410,8 +410,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     gradients are themselves part of a graph, so they can be differentiated again
     (Hessian-vector products, gradient penalties).
     """
-    outputs = [outputs] if isinstance(outputs, _Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, _Tensor) else list(inputs)
+    outputs = _tensor_list(outputs, "outputs")
+    inputs = _tensor_list(inputs, "inputs")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, _Tensor):
@@ -433,6 +433,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(results)
 
 
+def _tensor_list(tensors, name: str) -> list:
+    """grad()'s outputs / inputs: one Tensor or a sequence of them, as a list."""
+    if isinstance(tensors, _Tensor):
+        return [tensors]
+    if isinstance(tensors, (list, tuple)) and all(isinstance(t, _Tensor) for t in tensors):
+        return list(tensors)
+    raise TypeError(f"grad: {name} must be a Tensor or a list/tuple of Tensors, got "
+                    f"{type(tensors).__name__}")
+
+
 def _seed_gradient(output, gradient):
     """The starting gradient dL/d(output): 1 for a scalar, else it must be given."""
     if not output.requires_grad:
@@ -446,7 +456,12 @@ def _seed_gradient(output, gradient):
                 f"gradient=<tensor of the same shape>.")
         return _Tensor._make(np.ones(output.shape, dtype=output.dtype))
     if not isinstance(gradient, _Tensor):
-        gradient = _Tensor(np.asarray(gradient, dtype=output.dtype))
+        try:
+            gradient = _Tensor(np.asarray(gradient, dtype=output.dtype))
+        except (TypeError, ValueError):
+            raise TypeError(f"backward: gradient must be a Tensor or an array of numbers of the "
+                            f"output's shape {output.shape}, got {type(gradient).__name__} "
+                            f"{gradient!r:.60}") from None
     if gradient.shape != output.shape:
         raise RuntimeError(f"Mismatch in shape: gradient has a shape of {gradient.shape} and "
                            f"the output has a shape of {output.shape}; backward(gradient=...) "
