@@ -93,8 +93,7 @@ def test_expand_squeeze_permute_errors():
         tg.ones(2, 3).expand(4, 3)
     with raises(ValueError, "expand", "fewer dimensions"):
         tg.ones(2, 3).expand(3)
-    with raises(ValueError, "squeeze", "size 2"):
-        tg.ones(2, 3).squeeze(0)
+    assert tg.ones(2, 3).squeeze(0).shape == (2, 3)  # as torch: a dim of size != 1 stays
     with raises(ValueError, "permute", "(0, 0)"):
         tg.ones(2, 3).permute(0, 0)
     with raises(ValueError, "flatten"):
@@ -296,8 +295,8 @@ def test_inplace_value_errors():
 def test_dtype_errors():
     with raises(TypeError, "dtype"):
         tg.ones(2).to("U1")
-    with raises(TypeError, "bool"):
-        tg.ones(2).masked_fill(tg.ones(2), 0.0)
+    with raises(RuntimeError, "masked_fill", "boolean masks", "float32"):
+        tg.ones(2).masked_fill(tg.ones(2), 0.0)  # RuntimeError, as in torch
     with raises(TypeError, "where", "bool"):
         tg.where(tg.ones(2), tg.ones(2), tg.ones(2))
     with raises(TypeError, "~", "bool"):
@@ -320,7 +319,7 @@ def test_option_errors():
 
 @pytest.mark.parametrize("targets, bad", [([0, 3], "3"), ([0, -1], "-1"), ([7, 0], "7")])
 def test_cross_entropy_target_out_of_range(backend, targets, bad):
-    with raises(ValueError, "cross_entropy", f"target {bad}", "3 classes", "ignore_index"):
+    with raises(IndexError, "cross_entropy", f"Target {bad}", "3 classes", "ignore_index"):
         F.cross_entropy(tg.ones(2, 3, requires_grad=True), np.array(targets))
 
 
