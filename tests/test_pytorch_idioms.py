@@ -482,3 +482,11 @@ def test_activation_values_by_hand():
     s = leaf([-2.0, 3.0])
     s.sign().sum().backward()
     close(s.grad, [0.0, 0.0])
+
+
+def test_any_all_take_dim_and_keepdim():
+    a = np.array([[0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(Tensor(a).any(dim=1).numpy(), a.any(axis=1))
+    np.testing.assert_array_equal(Tensor(a).all(0, keepdim=True).numpy(),
+                                  a.all(axis=0, keepdims=True))
+    assert bool(Tensor(a).any()) and not bool(Tensor(a).all())

@@ -627,11 +627,15 @@ class Tensor:
     def __or__(self, other):
         return self._compare(other, np.logical_or, "|")
 
-    def any(self):
-        return Tensor._make(np.asarray(self.data.any()))
+    def any(self, dim=None, keepdim: bool = False):
+        """True where any element (over ``dim``, or all) is non-zero; a bool tensor."""
+        dim = reduce.normalize_axis(dim, self.ndim, "any")
+        return Tensor._make(np.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
-    def all(self):
-        return Tensor._make(np.asarray(self.data.all()))
+    def all(self, dim=None, keepdim: bool = False):
+        """True where every element (over ``dim``, or all) is non-zero; a bool tensor."""
+        dim = reduce.normalize_axis(dim, self.ndim, "all")
+        return Tensor._make(np.asarray(self.data.all(axis=dim, keepdims=keepdim)))
 
     # -- reductions (ops/reduce.py) ------------------------------------------------------------
     # PyTorch's names (dim, keepdim) first; NumPy's (axis, keepdims) are accepted as aliases.
@@ -642,7 +646,8 @@ class Tensor:
                                 keepdims=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
-        return reduce.mean(self, dim_arg("mean", dim, axis), keepdim_arg("mean", keepdim, keepdims))
+        dim, keepdim = dim_arg("mean", dim, axis), keepdim_arg("mean", keepdim, keepdims)
+        return reduce.mean(self, dim, keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None,
             keepdims=None):

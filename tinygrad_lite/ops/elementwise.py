@@ -374,8 +374,7 @@ class Sign(Function):
 
 
 class Softplus(Function):
-    """out = log(1 + exp(beta x)) / beta, or x where beta x > threshold (as torch);
-    dx = g * sigmoid(beta x), or g where beta x > threshold"""
+    """out = log(1 + exp(βx)) / β (x where βx > threshold);  dx = g * sigmoid(βx) (g there)"""
 
     def forward(self, x):
         scaled = x * x.dtype.type(self.beta)
@@ -400,8 +399,7 @@ class Relu6(Function):
 
 
 class Hardswish(Function):
-    """out = x * relu6(x + 3) / 6;  dx = 0 where x < -3, g * (x/3 + 1/2) where -3 <= x <= 3,
-    g where x > 3"""
+    """out = x * relu6(x + 3) / 6;  dx = g * (0, x/3 + 1/2, 1) for x < -3, -3 <= x <= 3, x > 3"""
 
     def forward(self, x):
         return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
@@ -426,8 +424,7 @@ class Silu(Function):
 
 
 class Mish(Function):
-    """out = x * tanh(softplus(x));  dx = g * (t + x * sigmoid(x) * (1 - t**2)) with
-    t = tanh(softplus(x))"""
+    """out = x * t, t = tanh(softplus(x));  dx = g * (t + x * sigmoid(x) * (1 - t**2))"""
 
     def forward(self, x):
         return (x * np.tanh(np.logaddexp(0, x))).astype(x.dtype, copy=False)

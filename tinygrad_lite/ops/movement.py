@@ -229,8 +229,7 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 class Gather(Function):
-    """out = x picked along dim at index (np.take_along_axis);  dx = zeros like x with g added
-    at index (ScatterAdd)"""
+    """out = x picked at index along dim;  dx = zeros like x with g added at index (ScatterAdd)"""
     uses_inputs = False
 
     def forward(self, x):
@@ -263,8 +262,7 @@ def gather(x: Tensor, dim: int, index: np.ndarray) -> Tensor:
 
 
 class Triangle(Function):
-    """out = x with the elements above (tril) or below (triu) the diagonal zeroed, over the last
-    two dims;  dx = g with the same elements zeroed"""
+    """out = tril(x) or triu(x) over the last two dims;  dx = g with the same elements zeroed"""
     uses_inputs = False
 
     def forward(self, x):
