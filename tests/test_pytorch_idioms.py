@@ -490,3 +490,13 @@ def test_any_all_take_dim_and_keepdim():
     np.testing.assert_array_equal(Tensor(a).all(0, keepdim=True).numpy(),
                                   a.all(axis=0, keepdims=True))
     assert bool(Tensor(a).any()) and not bool(Tensor(a).all())
+
+
+def test_activation_and_masked_fill_option_errors():
+    x = tg.ones(3)
+    with pytest.raises(ValueError, match="softplus: beta must be a finite number other than 0"):
+        x.softplus(beta=0)
+    with pytest.raises(ValueError, match="softplus: threshold"):
+        F.softplus(x, threshold=float("nan"))
+    with pytest.raises(TypeError, match="masked_fill: value must be a number"):
+        x.masked_fill(x > 0, "a")

@@ -566,14 +566,23 @@ class Tensor:
                 raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but "
                                    f"got one with shape {value.shape}")
             value = value.to(self.dtype)
-        else:
+        elif isinstance(value, (int, float, bool, np.number, np.bool_)):
             value = Tensor._make(np.array(value, dtype=self.dtype))
+        else:
+            raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                            f"{type(value).__name__}")
         return elementwise.where(mask, value, self)
 
     def sign(self):
         return elementwise.Sign.apply(self)
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as torch)."""
+        for name, v in (("beta", beta), ("threshold", threshold)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
+                    not np.isfinite(v) or (name == "beta" and v == 0):
+                raise ValueError(f"softplus: {name} must be a finite number"
+                                 f"{' other than 0' if name == 'beta' else ''}, got {v!r}")
         return elementwise.Softplus.apply(self._floating(), beta=beta, threshold=threshold)
 
     def relu6(self):
