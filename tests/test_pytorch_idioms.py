@@ -500,3 +500,9 @@ def test_activation_and_masked_fill_option_errors():
         F.softplus(x, threshold=float("nan"))
     with pytest.raises(TypeError, match="masked_fill: value must be a number"):
         x.masked_fill(x > 0, "a")
+
+
+def test_argmax_takes_one_dim_and_works_on_0d():
+    with pytest.raises(TypeError, match=r"argmax\(\): dim must be an int, got \(0, 1\)"):
+        tg.ones(2, 3).argmax(dim=(0, 1))
+    assert tg.tensor(3.0).argmax(0).item() == 0 and tg.tensor(3.0).max(0).indices.item() == 0

@@ -148,7 +148,9 @@ def arg_reduce(x: Tensor, fn, axis, keepdims: bool, op: str) -> Tensor:
     if x.data.size == 0:
         raise ValueError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
     if axis is not None:
-        axis = normalize_axis(axis, x.ndim, op)[0]
+        axis = _one_dim(x, axis, op)  # one int, as in torch (NumPy would take a tuple too)
+        if x.ndim == 0:
+            return Tensor._make(np.zeros((), np.int64))
     return Tensor._make(np.asarray(fn(x.data, axis=axis, keepdims=keepdims), dtype=np.int64))
 
 
@@ -156,7 +158,7 @@ def _one_dim(x: Tensor, dim, op: str) -> int:
     """The single dimension that max(dim), min(dim) and topk work along (an int, as in torch)."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{op}(): dim must be an int, got {dim!r}" + (
-            " (for several dims use amax/amin)" if isinstance(dim, (tuple, list)) else ""))
+            " (for several dims use amax/amin)" if op in ("max", "min") else ""))
     return normalize_axis(dim, max(x.ndim, 1), op)[0]
 
 
