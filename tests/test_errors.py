@@ -125,20 +125,20 @@ def test_join_and_split_errors():
                                 "argmax", "argmin"])
 @pytest.mark.parametrize("axis", [2, -3, 5])
 def test_reduction_axis_out_of_range(op, axis):
-    with raises(ValueError, op, "axis", str(axis), "out of range", "2 dimension"):
+    with raises(IndexError, op, "dim", str(axis), "out of range", "2 dimension"):  # as torch
         getattr(tg.ones(2, 3), op)(axis)
 
 
 @pytest.mark.parametrize("axis", [1.0, "0", (0, "1")])
 def test_reduction_axis_of_wrong_type(axis):
-    with raises(TypeError, "sum", "axis", "int"):
+    with raises(TypeError, "sum", "dim", "int"):
         tg.ones(2, 3).sum(axis)
 
 
 def test_repeated_axis():
-    with raises(ValueError, "repeated axis"):
+    with raises(RuntimeError, "sum", "appears multiple times"):
         tg.ones(2, 3).sum((0, 0))
-    with raises(ValueError, "repeated axis"):
+    with raises(RuntimeError, "sum", "appears multiple times"):
         tg.ones(2, 3).sum((0, -2))
 
 
@@ -148,7 +148,7 @@ def test_repeated_axis():
     lambda x: x.split(1, 2), lambda x: tg.cat([x, x], 2), lambda x: tg.stack([x, x], 4),
 ])
 def test_dimension_out_of_range(call):
-    with pytest.raises(ValueError, match=r"(dim|dimension|axis) -?\d+ is out of range|out of "
+    with pytest.raises(IndexError, match=r"(dim|dimension|axis) -?\d+ is out of range|out of "
                                          r"range"):
         call(tg.ones(2, 3))
 

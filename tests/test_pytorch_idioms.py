@@ -506,3 +506,16 @@ def test_argmax_takes_one_dim_and_works_on_0d():
     with pytest.raises(TypeError, match=r"argmax\(\): dim must be an int, got \(0, 1\)"):
         tg.ones(2, 3).argmax(dim=(0, 1))
     assert tg.tensor(3.0).argmax(0).item() == 0 and tg.tensor(3.0).max(0).indices.item() == 0
+
+
+def test_a_dim_out_of_range_is_an_index_error_and_0d_tensors_have_dim_0():
+    x = tg.ones(2, 3)
+    for call in (lambda: x.sum(2), lambda: x.mean(dim=-3), lambda: x.max(5), lambda: x.topk(1, 2),
+                 lambda: x.unsqueeze(4), lambda: tg.cat([x, x], 2), lambda: x.softmax(2)):
+        with pytest.raises(IndexError, match="out of range"):
+            call()
+    with pytest.raises(RuntimeError, match="appears multiple times"):
+        x.sum((1, -1))
+    scalar = tg.tensor(3.0)
+    assert scalar.sum(0).item() == 3.0 and scalar.mean(-1).item() == 3.0
+    assert scalar.max(0).values.item() == 3.0

@@ -32,7 +32,7 @@ def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
     if x.ndim == 0:
         raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
     if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"{op}: dim {dim} is out of range for shape {x.shape}")
+        raise IndexError(f"{op}: dim {dim} is out of range for shape {x.shape}")
     return dim % x.ndim
 
 

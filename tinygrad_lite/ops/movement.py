@@ -53,7 +53,7 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 def _dim(axis: int, ndim: int, op: str) -> int:
     if not -ndim <= axis < max(ndim, 1):
-        raise ValueError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
+        raise IndexError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
                          f"dimension(s)")
     return axis % max(ndim, 1)
 
@@ -83,7 +83,7 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
     if not -x.ndim - 1 <= dim <= x.ndim:
-        raise ValueError(f"unsqueeze: dimension {dim} is out of range for a tensor with "
+        raise IndexError(f"unsqueeze: dimension {dim} is out of range for a tensor with "
                          f"{x.ndim} dimension(s)")
     dim = dim % (x.ndim + 1)
     return reshape(x, (x.shape[:dim] + (1,) + x.shape[dim:],))
@@ -331,7 +331,8 @@ def stack(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
     if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
-        raise ValueError(f"stack: dimension {dim} is out of range")
+        raise IndexError(f"stack: dimension {dim} is out of range for tensors with "
+                         f"{tensors[0].ndim} dimension(s)")
     dim = dim % (tensors[0].ndim + 1)
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 

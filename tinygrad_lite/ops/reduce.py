@@ -24,7 +24,8 @@ TopkResult = namedtuple("topk", ("values", "indices"))
 
 
 def normalize_axis(axis, ndim: int, op: str):
-    """None, or a sorted tuple of non-negative axes; a clear error for an axis out of range."""
+    """None, or a sorted tuple of non-negative dims; clear errors with PyTorch's exception
+    classes (IndexError for a dim out of range, RuntimeError for a repeated one)."""
     if axis is None:
         return None
     if isinstance(axis, (int, np.integer)):
@@ -32,17 +33,19 @@ def normalize_axis(axis, ndim: int, op: str):
     elif isinstance(axis, (tuple, list)):
         axes = tuple(axis)
     else:
-        raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {axis!r}")
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {a!r}")
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {a!r}")
+        if ndim == 0 and a in (0, -1):
+            continue  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
         if not -ndim <= a < ndim:
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} "
-                             f"dimension(s)")
+            raise IndexError(f"{op}: dim {a} is out of range for a tensor with {ndim} "
+                             f"dimension(s) (valid: {-ndim}..{ndim - 1})")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis!r}")
+        raise RuntimeError(f"{op}: a dim appears multiple times in {axis!r}")
     return tuple(sorted(out))
 
 
