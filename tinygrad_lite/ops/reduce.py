@@ -182,9 +182,9 @@ def max_min_along(x: Tensor, dim, keepdim: bool, largest: bool):
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
-    """The ``k`` largest (or smallest) values along ``dim`` and their indices, largest first.
-    NaN counts as larger than every number, as in PyTorch. ``sorted=False`` is accepted and
-    still returns them sorted (torch leaves that order unspecified)."""
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices, in order (largest
+    first, or smallest first with ``largest=False``). NaN counts as larger than every number, as
+    in PyTorch. ``sorted=False`` is accepted and still sorts (torch leaves that order open)."""
     d = _one_dim(x, dim, "topk")
     length = x.shape[d] if x.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
