@@ -451,7 +451,8 @@ def _np_logsumexp(a, axis=None, keepdims=False):
 
 # name: (engine fn, NumPy reference, shape strategy, needs distinct values)
 REDUCTIONS = {
-    "sum": (lambda x, ax, kd: x.sum(ax, kd), lambda a, ax, kd: np.sum(a, ax, keepdims=kd),
+    "sum": (lambda x, ax, kd: x.sum(axis=ax, keepdims=kd),  # NumPy's names: axis=() too
+            lambda a, ax, kd: np.sum(a, ax, keepdims=kd),
             shapes(), False),
     "mean": (lambda x, ax, kd: x.mean(ax, kd), lambda a, ax, kd: np.mean(a, ax, keepdims=kd),
              shapes(min_side=1), False),

@@ -519,3 +519,14 @@ def test_a_dim_out_of_range_is_an_index_error_and_0d_tensors_have_dim_0():
     scalar = tg.tensor(3.0)
     assert scalar.sum(0).item() == 3.0 and scalar.mean(-1).item() == 3.0
     assert scalar.max(0).values.item() == 3.0
+
+
+def test_an_empty_dim_is_refused_rather_than_guessed():
+    """torch.sum(x, dim=()) sums everything, np.sum(a, axis=()) nothing: never pick silently."""
+    x = tg.ones(2, 3)
+    with pytest.raises(ValueError, match=r"sum\(\): dim=\(\) means every dim in PyTorch"):
+        x.sum(())
+    with pytest.raises(ValueError, match=r"mean\(\): dim=\(\)"):
+        x.mean(dim=[])
+    assert x.sum(axis=()).shape == (2, 3)  # NumPy's spelling keeps NumPy's meaning
+    assert x.amax(()).item() == 1.0  # torch.amax's documented default: every dim

@@ -261,11 +261,11 @@ class LayerNorm(Function):
     def backward(self, g, out):
         x, w, b = self.inputs
         if autograd.is_grad_enabled():  # create_graph: the same math in recorded Tensor ops
-            centered = x - x.mean(self.axes, keepdims=True)
-            rstd = ((centered * centered).mean(self.axes, keepdims=True) + self.eps) ** -0.5
+            centered = x - x.mean(axis=self.axes, keepdims=True)
+            rstd = ((centered * centered).mean(axis=self.axes, keepdims=True) + self.eps) ** -0.5
             xhat, gx = centered * rstd, g * w
-            dx = rstd * (gx - gx.mean(self.axes, keepdims=True)
-                         - xhat * (gx * xhat).mean(self.axes, keepdims=True))
+            dx = rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
+                         - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
             return dx, unbroadcast(g * xhat, w.shape), unbroadcast(g, b.shape)
         g_, xhat = g.data, self.xhat
         gx = g_ * w.data

@@ -10,7 +10,12 @@ from __future__ import annotations
 def dim_arg(op: str, dim, axis, default=None):
     """The dimension argument, given as PyTorch's ``dim`` or NumPy's ``axis`` (not both).
 
-    ``default`` is the op's default ``dim``: a ``dim`` still equal to it counts as not given."""
+    ``default`` is the op's default ``dim``: a ``dim`` still equal to it counts as not given.
+    An empty ``dim`` is refused: torch reads ``dim=()`` as every dim, NumPy's ``axis=()`` as none,
+    and running with either meaning would surprise the half of users who expect the other."""
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        raise ValueError(f"{op}(): dim=() means every dim in PyTorch but none in NumPy; say "
+                         f"which: dim=None for every dim, axis=() for none")
     if axis is None:
         return dim
     if dim is not None and dim != default:
