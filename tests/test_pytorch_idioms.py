@@ -530,3 +530,9 @@ def test_an_empty_dim_is_refused_rather_than_guessed():
         x.mean(dim=[])
     assert x.sum(axis=()).shape == (2, 3)  # NumPy's spelling keeps NumPy's meaning
     assert x.amax(()).item() == 1.0  # torch.amax's documented default: every dim
+
+
+def test_module_functions_name_a_non_tensor_input():
+    for fn in (tg.tril, tg.triu, lambda a: tg.topk(a, 1)):
+        with pytest.raises(TypeError, match=r"argument 'input' must be a Tensor, not ndarray"):
+            fn(np.ones((2, 2)))

@@ -92,20 +92,27 @@ def rand(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     return _new(data, requires_grad)
 
 
+def _tensor_input(input, op: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): argument 'input' must be a Tensor, not "
+                        f"{type(input).__name__} (wrap it with tg.tensor(...))")
+    return input
+
+
 def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
     """The lower triangle of the last two dims (differentiable; see Tensor.tril)."""
-    return input.tril(diagonal)
+    return _tensor_input(input, "tril").tril(diagonal)
 
 
 def triu(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
     """The upper triangle of the last two dims (differentiable; see Tensor.triu)."""
-    return input.triu(diagonal)
+    return _tensor_input(input, "triu").triu(diagonal)
 
 
 def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
          sorted: builtins.bool = True):
     """The named tuple (values, indices) of the k largest (or smallest) along dim."""
-    return input.topk(k, dim, largest, sorted)
+    return _tensor_input(input, "topk").topk(k, dim, largest, sorted)
 
 
 __all__ = [
