@@ -93,8 +93,7 @@ def test_expand_squeeze_permute_errors():
         tg.ones(2, 3).expand(4, 3)
     with raises(ValueError, "expand", "fewer dimensions"):
         tg.ones(2, 3).expand(3)
-    with raises(ValueError, "squeeze", "size 2"):
-        tg.ones(2, 3).squeeze(0)
+    assert tg.ones(2, 3).squeeze(0).shape == (2, 3)  # as torch: a dim of size != 1 stays
     with raises(ValueError, "permute", "(0, 0)"):
         tg.ones(2, 3).permute(0, 0)
     with raises(ValueError, "flatten"):
@@ -126,20 +125,20 @@ def test_join_and_split_errors():
                                 "argmax", "argmin"])
 @pytest.mark.parametrize("axis", [2, -3, 5])
 def test_reduction_axis_out_of_range(op, axis):
-    with raises(ValueError, op, "axis", str(axis), "out of range", "2 dimension"):
+    with raises(IndexError, op, "dim", str(axis), "out of range", "2 dimension"):  # as torch
         getattr(tg.ones(2, 3), op)(axis)
 
 
 @pytest.mark.parametrize("axis", [1.0, "0", (0, "1")])
 def test_reduction_axis_of_wrong_type(axis):
-    with raises(TypeError, "sum", "axis", "int"):
+    with raises(TypeError, "sum", "dim", "int"):
         tg.ones(2, 3).sum(axis)
 
 
 def test_repeated_axis():
-    with raises(ValueError, "repeated axis"):
+    with raises(RuntimeError, "sum", "appears multiple times"):
         tg.ones(2, 3).sum((0, 0))
-    with raises(ValueError, "repeated axis"):
+    with raises(RuntimeError, "sum", "appears multiple times"):
         tg.ones(2, 3).sum((0, -2))
 
 
@@ -149,7 +148,7 @@ def test_repeated_axis():
     lambda x: x.split(1, 2), lambda x: tg.cat([x, x], 2), lambda x: tg.stack([x, x], 4),
 ])
 def test_dimension_out_of_range(call):
-    with pytest.raises(ValueError, match=r"(dim|dimension|axis) -?\d+ is out of range|out of "
+    with pytest.raises(IndexError, match=r"(dim|dimension|axis) -?\d+ is out of range|out of "
                                          r"range"):
         call(tg.ones(2, 3))
 
@@ -297,8 +296,8 @@ def test_inplace_value_errors():
 def test_dtype_errors():
     with raises(TypeError, "dtype"):
         tg.ones(2).to("U1")
-    with raises(TypeError, "bool"):
-        tg.ones(2).masked_fill(tg.ones(2), 0.0)
+    with raises(RuntimeError, "masked_fill", "boolean masks", "float32"):
+        tg.ones(2).masked_fill(tg.ones(2), 0.0)  # RuntimeError, as in torch
     with raises(TypeError, "where", "bool"):
         tg.where(tg.ones(2), tg.ones(2), tg.ones(2))
     with raises(TypeError, "~", "bool"):
@@ -321,7 +320,7 @@ def test_option_errors():
 
 @pytest.mark.parametrize("targets, bad", [([0, 3], "3"), ([0, -1], "-1"), ([7, 0], "7")])
 def test_cross_entropy_target_out_of_range(backend, targets, bad):
-    with raises(ValueError, "cross_entropy", f"target {bad}", "3 classes", "ignore_index"):
+    with raises(IndexError, "cross_entropy", f"Target {bad}", "3 classes", "ignore_index"):
         F.cross_entropy(tg.ones(2, 3, requires_grad=True), np.array(targets))
 
 

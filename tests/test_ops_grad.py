@@ -138,7 +138,7 @@ def _gelu_tanh_np(a):
     return 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))
 
 
-# name: (engine fn, NumPy reference, value range, kinks to avoid, smooth?)
+# name: (engine fn, NumPy reference, value range, kinks to avoid, gradgradcheck it?)
 UNARY = {
     "neg": (lambda x: -x, np.negative, (-3, 3), (), True),
     "exp": (lambda x: x.exp(), np.exp, (-3, 3), (), True),
@@ -181,6 +181,24 @@ UNARY = {
     "2.0**x": (lambda x: 2.0 ** x, lambda a: 2.0 ** a, (-3, 3), (), True),
     "x.pow(2)": (lambda x: x.pow(2), lambda a: a ** 2, (-3, 3), (), True),
     "clone": (lambda x: x.clone(), lambda a: a.copy(), (-3, 3), (), True),
+    # the small activations a PyTorch user expects; the kinked ones are checked (to second
+    # order too) away from their kinks, where the hand-written NumPy formula is the truth
+    "sign": (lambda x: x.sign(), np.sign, (-3, 3), (0.0,), True),
+    "softplus": (lambda x: x.softplus(), lambda a: np.log1p(np.exp(a)), (-3, 3), (), True),
+    "softplus_beta2_threshold4": (
+        lambda x: F.softplus(x, beta=2.0, threshold=4.0),
+        lambda a: np.where(2 * a > 4, a, np.log1p(np.exp(2 * a)) / 2), (-3, 3), (2.0,), True),
+    "relu6": (lambda x: x.relu6(), lambda a: np.minimum(np.maximum(a, 0), 6), (-2, 8),
+              (0.0, 6.0), True),
+    "F.relu6": (F.relu6, lambda a: np.minimum(np.maximum(a, 0), 6), (-2, 8), (0.0, 6.0), True),
+    "hardswish": (lambda x: x.hardswish(), lambda a: a * np.minimum(np.maximum(a + 3, 0), 6) / 6,
+                  (-5, 5), (-3.0, 3.0), True),
+    "F.hardswish": (F.hardswish, lambda a: a * np.minimum(np.maximum(a + 3, 0), 6) / 6, (-5, 5),
+                    (-3.0, 3.0), True),
+    "silu": (lambda x: x.silu(), lambda a: a / (1 + np.exp(-a)), (-4, 4), (), True),
+    "F.silu": (F.silu, lambda a: a / (1 + np.exp(-a)), (-4, 4), (), True),
+    "mish": (lambda x: x.mish(), lambda a: a * np.tanh(np.log1p(np.exp(a))), (-4, 4), (), True),
+    "F.mish": (F.mish, lambda a: a * np.tanh(np.log1p(np.exp(a))), (-4, 4), (), True),
 }
 SMOOTH = [name for name, spec in UNARY.items() if spec[4]]
 
@@ -211,7 +229,8 @@ def test_unary_gradgradcheck(name, data):
 
 
 @pytest.mark.parametrize("name", ["exp", "log", "sigmoid", "tanh", "gelu", "x**2", "2/x",
-                                  "x*3", "relu", "abs"])
+                                  "x*3", "relu", "abs", "sign", "softplus", "relu6", "hardswish",
+                                  "silu", "mish"])
 def test_unary_float32_stays_float32(name):
     fn, ref, (lo, hi), kinks, _ = UNARY[name]
     a = away(np.linspace(lo, hi, 7), kinks).astype(np.float32)
@@ -432,19 +451,23 @@ def _np_logsumexp(a, axis=None, keepdims=False):
 
 # name: (engine fn, NumPy reference, shape strategy, needs distinct values)
 REDUCTIONS = {
-    "sum": (lambda x, ax, kd: x.sum(ax, kd), lambda a, ax, kd: np.sum(a, ax, keepdims=kd),
+    "sum": (lambda x, ax, kd: x.sum(axis=ax, keepdims=kd),  # NumPy's names: axis=() too
+            lambda a, ax, kd: np.sum(a, ax, keepdims=kd),
             shapes(), False),
     "mean": (lambda x, ax, kd: x.mean(ax, kd), lambda a, ax, kd: np.mean(a, ax, keepdims=kd),
              shapes(min_side=1), False),
-    "max": (lambda x, ax, kd: x.max(ax, kd), lambda a, ax, kd: np.max(a, ax, keepdims=kd),
-            shapes(min_side=1), True),
-    "min": (lambda x, ax, kd: x.min(ax, kd), lambda a, ax, kd: np.min(a, ax, keepdims=kd),
-            shapes(min_side=1), True),
-    "var": (lambda x, ax, kd: x.var(ax, kd),
+    "amax": (lambda x, ax, kd: x.amax(ax, kd), lambda a, ax, kd: np.max(a, ax, keepdims=kd),
+             shapes(min_side=1), True),
+    "amin": (lambda x, ax, kd: x.amin(ax, kd), lambda a, ax, kd: np.min(a, ax, keepdims=kd),
+             shapes(min_side=1), True),
+    "var": (lambda x, ax, kd: x.var(ax, keepdim=kd),
             lambda a, ax, kd: np.var(a, ax, keepdims=kd, ddof=1), shapes(1, 3, 2, 4), False),
-    "var_biased": (lambda x, ax, kd: x.var(ax, kd, correction=0),
+    "var_biased": (lambda x, ax, kd: x.var(ax, keepdim=kd, correction=0),
                    lambda a, ax, kd: np.var(a, ax, keepdims=kd), shapes(min_side=1), False),
-    "std": (lambda x, ax, kd: x.std(ax, kd),
+    "var_unbiased_false": (lambda x, ax, kd: x.var(ax, False, kd),
+                           lambda a, ax, kd: np.var(a, ax, keepdims=kd), shapes(min_side=1),
+                           False),
+    "std": (lambda x, ax, kd: x.std(ax, keepdim=kd),
             lambda a, ax, kd: np.std(a, ax, keepdims=kd, ddof=1), shapes(1, 3, 2, 4), True),
     "logsumexp": (lambda x, ax, kd: x.logsumexp(ax, kd), _np_logsumexp, shapes(min_side=1),
                   False),
@@ -457,7 +480,7 @@ def _reduction_case(data, name, shape_strategy=None):
     a = data.draw(float_arrays(shape))
     if needs_distinct:
         a = distinct(a)
-    axis = data.draw(axes_for(len(shape), allow_empty=name in ("sum", "max", "min")))
+    axis = data.draw(axes_for(len(shape), allow_empty=name == "sum"))
     keepdims = data.draw(st.booleans())
     return fn, ref, a, axis, keepdims
 
@@ -489,10 +512,59 @@ def test_reductions_of_size_zero():
         assert np.isnan(x.mean().item())
 
 
-def test_max_ties_share_the_gradient():
+def test_amax_ties_share_the_gradient():
     x = leaf([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
-    x.max(axis=1).sum().backward()
+    x.amax(1).sum().backward()
     close(x.grad, [[0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    x.grad = None
+    x.max(dim=1).values.sum().backward()  # max(dim): all of it to the index returned, as torch
+    close(x.grad, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(data=st.data())
+def test_max_min_along_dim_values_indices_and_gradcheck(name, data):
+    shape = data.draw(shapes(min_dims=1, min_side=1))
+    a = distinct(data.draw(float_arrays(shape)))
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    keepdim = data.draw(st.booleans())
+    x = leaf(a)
+    values, indices = getattr(x, name)(dim, keepdim)
+    close(values, getattr(np, name)(a, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(indices.numpy(),
+                                  getattr(np, "arg" + name)(a, axis=dim, keepdims=keepdim))
+    assert indices.dtype == np.int64
+    gradcheck(lambda x: getattr(x, name)(dim, keepdim).values, [x])
+    gradgradcheck(lambda x: getattr(x, name)(dim, keepdim).values * x.sum(), [x])
+
+
+@given(data=st.data())
+def test_topk_values_indices_and_gradcheck(data):
+    shape = data.draw(shapes(min_dims=1, min_side=1))
+    a = distinct(data.draw(float_arrays(shape)))
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    k = data.draw(st.integers(0, shape[dim]))
+    largest = data.draw(st.booleans())
+    x = leaf(a)
+    values, indices = x.topk(k, dim, largest)
+    order = np.argsort(-a if largest else a, axis=dim)
+    expected_indices = np.take(order, np.arange(k), axis=dim)
+    np.testing.assert_array_equal(indices.numpy(), expected_indices)
+    close(values, np.take_along_axis(a, expected_indices, axis=dim))
+    gradcheck(lambda x: x.topk(k, dim, largest).values, [x])
+    gradgradcheck(lambda x: x.topk(k, dim, largest).values ** 2, [x])
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@given(data=st.data())
+def test_tril_triu_forward_gradcheck_gradgradcheck(upper, data):
+    shape = data.draw(shapes(min_dims=2))
+    diagonal = data.draw(st.integers(-3, 3))
+    a = data.draw(float_arrays(shape))
+    fn = (lambda x: tg.triu(x, diagonal)) if upper else (lambda x: tg.tril(x, diagonal))
+    close(fn(leaf(a)), (np.triu if upper else np.tril)(a, diagonal))
+    gradcheck(fn, [leaf(a)])
+    gradgradcheck(lambda x: fn(x * x), [leaf(a)])
 
 
 def test_logsumexp_is_stable():

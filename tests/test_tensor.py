@@ -41,13 +41,16 @@ def test_explicit_dtype_wins():
     assert tg.tensor([1.7], dtype=np.int64).tolist() == [1]
 
 
-def test_tensor_copies_but_Tensor_wraps():
+def test_tensor_and_Tensor_copy_but_from_numpy_shares():
     a = np.ones(3)
-    t = tg.tensor(a)
+    t, c = tg.tensor(a), Tensor(a)
     a[0] = 5.0
-    assert t.numpy()[0] == 1.0  # tensor() copies
-    w = Tensor(a)
-    assert np.shares_memory(w.numpy(), a)  # the class wraps (like torch.from_numpy)
+    assert t.numpy()[0] == 1.0 and c.numpy()[0] == 1.0  # both copy, as torch.tensor does
+    assert not np.shares_memory(Tensor(a, dtype=np.float64).numpy(), a)
+    assert not np.shares_memory(Tensor(a[1:]).numpy(), a)  # a view of the array is copied too
+    w = tg.from_numpy(a)
+    assert np.shares_memory(w.numpy(), a)  # from_numpy shares, as torch.from_numpy
+    assert np.shares_memory(tg.as_tensor(a).numpy(), a)
     assert tg.tensor(w).numpy() is not w.numpy()
 
 
@@ -251,7 +254,7 @@ def test_conversions():
     c = x.clone()
     assert c.numpy() is not x.numpy()
     np.testing.assert_array_equal(c.numpy(), x.numpy())
-    t = Tensor(np.ones((3, 2)).T)
+    t = tg.from_numpy(np.ones((3, 2)).T)
     assert not t.numpy().flags.c_contiguous and t.contiguous().numpy().flags.c_contiguous
 
 

@@ -4,6 +4,10 @@ Start reading at ``tensor.py`` (the Tensor), ``autograd.py`` (the graph walk) an
 (every operation's forward and backward side by side).
 """
 
+from __future__ import annotations
+
+import builtins
+
 import numpy as np
 
 from . import kernels  # noqa: F401  (raises a clear ImportError if the C kernels are not built)
@@ -11,21 +15,28 @@ from .autograd import (detect_anomaly, enable_grad, grad, is_grad_enabled, no_gr
                        set_grad_enabled)
 from .ops.elementwise import where
 from .ops.movement import cat, stack
-from .tensor import Tensor, get_rng, manual_seed
+from .ops.random import multinomial, randint
+from .tensor import Tensor, as_tensor, from_numpy, get_rng, manual_seed
 
 float16, float32, float64 = np.float16, np.float32, np.float64
-int32, int64, bool_ = np.int32, np.int64, np.bool_
+int8, int16, int32, int64, uint8, bool_ = np.int8, np.int16, np.int32, np.int64, np.uint8, np.bool_
+# PyTorch's dtype names: torch.float is float32, torch.int is int32, torch.long is int64. They
+# shadow the builtins inside this module, so its code spells those builtins.float etc.
+half, float, double = np.float16, np.float32, np.float64
+short, int, long, bool = np.int16, np.int32, np.int64, np.bool_
 
 __version__ = "0.1.0"
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, dtype=None, requires_grad: builtins.bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (Python floats become float32, ints int64)."""
-    t = Tensor(data, dtype=dtype)
-    if isinstance(data, (np.ndarray, Tensor)) and t.data is (data.data if isinstance(data, Tensor)
-                                                             else data):
-        t.data = t.data.copy()
-    return t.requires_grad_(requires_grad) if requires_grad else t
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _new(array: np.ndarray, requires_grad: builtins.bool) -> Tensor:
+    """Wrap an array made here (nobody else holds it, so there is nothing to copy)."""
+    t = as_tensor(array)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def _shape(shape) -> tuple:
@@ -35,16 +46,16 @@ def _shape(shape) -> tuple:
 
 
 def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+    return _new(np.zeros(_shape(shape), dtype=dtype), requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad)
+    return _new(np.ones(_shape(shape), dtype=dtype), requires_grad)
 
 
 def full(shape, fill_value, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
+    shape = (shape,) if isinstance(shape, builtins.int) else tuple(shape)
+    return _new(np.full(shape, fill_value, dtype=dtype), requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -60,31 +71,57 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad: bool = False) ->
     if stop is None:
         start, stop = 0, start
     if dtype is None:
-        dtype = np.float32 if any(isinstance(v, float) for v in (start, stop, step)) else np.int64
-    return Tensor(np.arange(start, stop, step, dtype=dtype), requires_grad=requires_grad)
+        dtype = np.float32 if any(isinstance(v, builtins.float) for v in (start, stop, step)) \
+            else np.int64
+    return _new(np.arange(start, stop, step, dtype=dtype), requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype=np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=dtype), requires_grad=requires_grad)
+def eye(n, m=None, dtype=np.float32, requires_grad: builtins.bool = False) -> Tensor:
+    return _new(np.eye(n, m, dtype=dtype), requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the package generator (see ``manual_seed``)."""
     data = get_rng().standard_normal(_shape(shape)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return _new(data, requires_grad)
 
 
 def rand(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from the package generator."""
     data = get_rng().random(_shape(shape)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    return _new(data, requires_grad)
+
+
+def _tensor_input(input, op: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): argument 'input' must be a Tensor, not "
+                        f"{type(input).__name__} (wrap it with tg.tensor(...))")
+    return input
+
+
+def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
+    """The lower triangle of the last two dims (differentiable; see Tensor.tril)."""
+    return _tensor_input(input, "tril").tril(diagonal)
+
+
+def triu(input: Tensor, diagonal: builtins.int = 0) -> Tensor:
+    """The upper triangle of the last two dims (differentiable; see Tensor.triu)."""
+    return _tensor_input(input, "triu").triu(diagonal)
+
+
+def topk(input: Tensor, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
+         sorted: builtins.bool = True):
+    """The named tuple (values, indices) of the k largest (or smallest) along dim."""
+    return _tensor_input(input, "topk").topk(k, dim, largest, sorted)
 
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "arange", "randn", "rand", "eye", "zeros_like",
     "ones_like", "manual_seed", "get_rng", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "detect_anomaly", "grad", "where", "cat", "stack", "float16", "float32",
-    "float64", "int32", "int64", "bool_",
+    "float64", "int32", "int64", "bool_", "int8", "int16", "uint8", "half", "float", "double",
+    "short", "int", "long", "bool", "as_tensor", "from_numpy", "tril", "triu", "topk",
+    "multinomial", "randint",
 ]
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .tensor import Tensor, get_rng
+from .tensor import Tensor, as_tensor, get_rng
 
 
 class Dataset:
@@ -97,7 +97,7 @@ def default_collate(samples):
     if len(shapes) != 1:
         raise ValueError(f"default_collate: samples have different shapes {sorted(shapes)}; "
                          f"pass a collate_fn that pads them")
-    return Tensor(np.stack(arrays))
+    return as_tensor(np.stack(arrays))  # a new array: wrapped, not copied again
 
 
 class DataLoader:
@@ -143,5 +143,5 @@ def _stacked_batch(dataset, indices: np.ndarray):
     while isinstance(dataset, Subset):
         indices, dataset = dataset.indices[indices], dataset.dataset
     if isinstance(dataset, TensorDataset):
-        return tuple(Tensor(a[indices]) for a in dataset.arrays)
+        return tuple(as_tensor(a[indices]) for a in dataset.arrays)  # fancy indexing copied
     return None

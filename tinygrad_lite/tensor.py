@@ -26,8 +26,9 @@ def get_rng() -> np.random.Generator:
     return _rng
 
 
-def _to_array(data, dtype=None) -> np.ndarray:
-    """Convert ``data`` to an ndarray following PyTorch's rules for Python values."""
+def _to_array(data, dtype=None, copy: bool = False) -> np.ndarray:
+    """Convert ``data`` to an ndarray following PyTorch's rules for Python values. With ``copy``
+    the result never shares memory with ``data``."""
     if isinstance(data, Tensor):
         array = data.data
     elif isinstance(data, np.ndarray):
@@ -46,7 +47,27 @@ def _to_array(data, dtype=None) -> np.ndarray:
                         f"from {type(data).__name__}")
     if dtype is not None:
         array = array.astype(dtype, copy=False)
+    if copy and (array is data or array.base is not None or
+                 isinstance(data, Tensor) and array is data.data):
+        array = array.copy()  # still the caller's memory: no conversion made a new array
     return array
+
+
+def as_tensor(data, dtype=None) -> "Tensor":
+    """A tensor that shares memory with ``data`` when it is already an array of the right dtype
+    (as torch.as_tensor); otherwise a converted copy. Writes to a shared array are invisible to
+    the version check that guards backward: do not change it while a graph uses the tensor."""
+    return Tensor._make(_to_array(data, dtype))
+
+
+def from_numpy(array: np.ndarray) -> "Tensor":
+    """A tensor sharing ``array``'s memory, as torch.from_numpy: a change to one shows in the
+    other. Writes to the array bypass the version check that guards backward, so changing it
+    between forward and backward gives a wrong gradient without an error; ``tg.tensor`` (or
+    ``Tensor``) copies instead."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
+    return Tensor._make(_to_array(array))
 
 
 class Tensor:
@@ -62,7 +83,9 @@ class Tensor:
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
-        self.data = _to_array(data, dtype)
+        # A copy, as torch.tensor makes: a tensor that shared the caller's array would change
+        # when the array does, behind the version check (torch.from_numpy is how to share).
+        self.data = _to_array(data, dtype, copy=True)
         self.grad = None
         self._ctx = None
         self._version = [0]   # shared with views; bumped by every in-place change
@@ -118,9 +141,30 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
+
     def size(self, dim: int | None = None):
-        """The shape (as in PyTorch), or the length of one dimension."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        """The shape (as in PyTorch), or the length of dimension ``dim`` (negative counts from
+        the end)."""
+        if dim is None:
+            return self.data.shape
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"size(): dim must be an int, got {dim!r}")
+        ndim = self.data.ndim
+        if ndim == 0:
+            raise IndexError(f"size(): dimension specified as {dim} but the tensor has no "
+                             f"dimensions")
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"size(): Dimension out of range (expected to be in range of "
+                             f"[{-ndim}, {ndim - 1}], but got {dim})")
+        return self.data.shape[dim]
+
+    @property
+    def device(self) -> str:
+        """Always "cpu": tinygrad_lite computes with NumPy and its C kernels on the CPU."""
+        return "cpu"
 
     def numel(self) -> int:
         return self.data.size
@@ -303,20 +347,51 @@ class Tensor:
 
     # -- dtype ---------------------------------------------------------------------------------
 
-    def to(self, dtype) -> "Tensor":
-        """Cast to ``dtype``; the gradient is cast back."""
-        dtype = np.dtype(dtype)
+    def to(self, *args, dtype=None, device=None) -> "Tensor":
+        """Cast to a dtype (``x.to(tg.long)``, ``x.to(dtype=...)``, ``x.to(other_tensor)``);
+        the gradient is cast back. A device is accepted only if it is "cpu", as in
+        ``x.to("cpu")`` or ``x.to("cpu", tg.float64)``."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and _is_device_name(arg):
+                device = arg
+            elif dtype is None:
+                dtype = arg
+            else:
+                raise TypeError(f"to(): unexpected argument {arg!r} (give at most one dtype and "
+                                f"one device)")
+        if device is not None:
+            _check_device(device, "to")
+        return self if dtype is None else self.astype(dtype)
+
+    def astype(self, dtype) -> "Tensor":
+        """Cast to ``dtype`` (NumPy's name); the gradient is cast back."""
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"cannot convert a tensor to {dtype!r}: not a dtype") from None
         if dtype == self.data.dtype:
             return self
         return elementwise.Cast.apply(self, dtype=dtype)
 
-    astype = to
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, *args, **kwargs):
+        _check_device("cuda", "cuda")
 
     def float(self):
         return self.to(np.float32)
 
     def double(self):
         return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    def int(self):
+        return self.to(np.int32)
 
     def long(self):
         return self.to(np.int64)
@@ -485,11 +560,47 @@ class Tensor:
     clamp = clip
 
     def masked_fill(self, mask, value):
-        """Replace the elements where ``mask`` is True by ``value`` (mask broadcasts)."""
-        mask = self._operand(mask)
+        """Replace the elements where ``mask`` (a bool tensor or array) is True by ``value`` (a
+        number or a 0-d tensor, converted to this tensor's dtype); mask and tensor broadcast."""
+        mask = mask if isinstance(mask, Tensor) else Tensor._make(np.asarray(mask))
         if mask.dtype != np.bool_:
-            raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {mask.dtype}")
-        return elementwise.where(mask, self._operand(value), self)
+            raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype "
+                               f"{mask.dtype} (compare to get one: x.masked_fill(mask != 0, v))")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but "
+                                   f"got one with shape {value.shape}")
+            value = value.to(self.dtype)
+        elif isinstance(value, (int, float, bool, np.number, np.bool_)):
+            value = Tensor._make(np.array(value, dtype=self.dtype))
+        else:
+            raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                            f"{type(value).__name__}")
+        return elementwise.where(mask, value, self)
+
+    def sign(self):
+        return elementwise.Sign.apply(self)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as torch)."""
+        for name, v in (("beta", beta), ("threshold", threshold)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
+                    not np.isfinite(v) or (name == "beta" and v == 0):
+                raise ValueError(f"softplus: {name} must be a finite number"
+                                 f"{' other than 0' if name == 'beta' else ''}, got {v!r}")
+        return elementwise.Softplus.apply(self._floating(), beta=beta, threshold=threshold)
+
+    def relu6(self):
+        return elementwise.Relu6.apply(self)
+
+    def hardswish(self):
+        return elementwise.Hardswish.apply(self._floating())
+
+    def silu(self):
+        return elementwise.Silu.apply(self._floating())
+
+    def mish(self):
+        return elementwise.Mish.apply(self._floating())
 
     # -- comparisons (no gradient; the result is a bool tensor) --------------------------------
 
@@ -530,73 +641,125 @@ class Tensor:
     def __or__(self, other):
         return self._compare(other, np.logical_or, "|")
 
-    def any(self):
-        return Tensor._make(np.asarray(self.data.any()))
+    def any(self, dim=None, keepdim: bool = False):
+        """True where any element (over ``dim``, or all) is non-zero; a bool tensor."""
+        dim = reduce.normalize_axis(dim, self.ndim, "any")
+        return Tensor._make(np.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
-    def all(self):
-        return Tensor._make(np.asarray(self.data.all()))
+    def all(self, dim=None, keepdim: bool = False):
+        """True where every element (over ``dim``, or all) is non-zero; a bool tensor."""
+        dim = reduce.normalize_axis(dim, self.ndim, "all")
+        return Tensor._make(np.asarray(self.data.all(axis=dim, keepdims=keepdim)))
 
     # -- reductions (ops/reduce.py) ------------------------------------------------------------
+    # PyTorch's names (dim, keepdim) first; NumPy's (axis, keepdims) are accepted as aliases.
 
-    def sum(self, axis=None, keepdims: bool = False):
-        return reduce.Sum.apply(self, axis=reduce.normalize_axis(axis, self.ndim, "sum"),
-                                keepdims=keepdims)
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = dim_arg("sum", dim, axis), keepdim_arg("sum", keepdim, keepdims)
+        return reduce.Sum.apply(self, axis=reduce.normalize_axis(dim, self.ndim, "sum"),
+                                keepdims=keepdim)
 
-    def mean(self, axis=None, keepdims: bool = False):
-        return reduce.mean(self, axis, keepdims)
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = dim_arg("mean", dim, axis), keepdim_arg("mean", keepdim, keepdims)
+        return reduce.mean(self, dim, keepdim)
 
-    def var(self, axis=None, keepdims: bool = False, correction: int = 1):
-        """Variance with Bessel's correction by default (as torch.var; NumPy's default is 0)."""
-        return reduce.var(self, axis, keepdims, correction)
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None,
+            keepdims=None):
+        """Variance with Bessel's correction by default (as torch.var; NumPy's default is 0):
+        sum((x - mean)^2) / (count - correction); ``unbiased=False`` is ``correction=0``."""
+        return reduce.var(self, dim_arg("var", dim, axis), keepdim_arg("var", keepdim, keepdims),
+                          reduce.correction_arg("var", unbiased, correction))
 
-    def std(self, axis=None, keepdims: bool = False, correction: int = 1):
-        reduce.normalize_axis(axis, self.ndim, "std")  # so that a bad axis names std, not var
-        return self.var(axis, keepdims, correction).sqrt()
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None, axis=None,
+            keepdims=None):
+        """The square root of ``var`` (same arguments)."""
+        dim = dim_arg("std", dim, axis)
+        reduce.normalize_axis(dim, self.ndim, "std")  # so that a bad dim names std, not var
+        return reduce.var(self, dim, keepdim_arg("std", keepdim, keepdims),
+                          reduce.correction_arg("std", unbiased, correction)).sqrt()
 
-    def max(self, axis=None, keepdims: bool = False):
-        return reduce.Max.apply(self, axis=reduce.normalize_axis(axis, self.ndim, "max"),
-                                keepdims=keepdims)
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """With no dim: the largest element (a 0-d tensor). With an int ``dim``: the named tuple
+        ``(values, indices)`` along it, as in PyTorch. With a tensor: ``maximum``."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        dim, keepdim = dim_arg("max", dim, axis), keepdim_arg("max", keepdim, keepdims)
+        if dim is None:
+            return reduce.Max.apply(self, axis=None, keepdims=keepdim)
+        return reduce.max_min_along(self, dim, keepdim, largest=True)
 
-    def min(self, axis=None, keepdims: bool = False):
-        if self.data.size == 0:  # checked here so that the errors name min, not max
-            raise ValueError(f"min: cannot reduce an empty tensor of shape {self.shape}")
-        reduce.normalize_axis(axis, self.ndim, "min")
-        return -((-self).max(axis, keepdims))
+    def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        """As ``max``: the smallest element, or ``(values, indices)`` along ``dim``."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        dim, keepdim = dim_arg("min", dim, axis), keepdim_arg("min", keepdim, keepdims)
+        if dim is None:
+            if self.data.size == 0:  # checked here so that the error names min, not amin
+                raise ValueError(f"min: cannot reduce an empty tensor of shape {self.shape}")
+            return self.amin(None, keepdim)
+        return reduce.max_min_along(self, dim, keepdim, largest=False)
 
-    def logsumexp(self, axis=None, keepdims: bool = False):
-        return reduce.LogSumExp.apply(self, axis=reduce.normalize_axis(axis, self.ndim,
-                                                                       "logsumexp"),
-                                      keepdims=keepdims)
+    def amax(self, dim=(), keepdim: bool = False):
+        """The maximum over ``dim`` (an int, a tuple, or () for all); ties share the gradient."""
+        dim = None if dim == () else dim
+        return reduce.Max.apply(self, axis=reduce.normalize_axis(dim, self.ndim, "amax"),
+                                keepdims=keepdim)
 
-    def argmax(self, axis=None, keepdims: bool = False):
-        return reduce.arg_reduce(self, np.argmax, axis, keepdims, "argmax")
+    def amin(self, dim=(), keepdim: bool = False):
+        """The minimum over ``dim`` (an int, a tuple, or () for all); ties share the gradient."""
+        if self.data.size == 0:  # checked here so that the errors name amin, not max
+            raise ValueError(f"amin: cannot reduce an empty tensor of shape {self.shape}")
+        dim = None if dim == () else dim
+        dim = reduce.normalize_axis(dim, self.ndim, "amin")
+        return -reduce.Max.apply(-self, axis=dim, keepdims=keepdim)
 
-    def argmin(self, axis=None, keepdims: bool = False):
-        return reduce.arg_reduce(self, np.argmin, axis, keepdims, "argmin")
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """The named tuple ``(values, indices)`` of the k largest (or smallest) along ``dim``."""
+        return reduce.topk(self, k, dim, largest, sorted)
 
-    def softmax(self, axis: int = -1):
+    def logsumexp(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        dim = reduce.normalize_axis(dim_arg("logsumexp", dim, axis), self.ndim, "logsumexp")
+        return reduce.LogSumExp.apply(self, axis=dim,
+                                      keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
+
+    def argmax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        return reduce.arg_reduce(self, np.argmax, dim_arg("argmax", dim, axis),
+                                 keepdim_arg("argmax", keepdim, keepdims), "argmax")
+
+    def argmin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None):
+        return reduce.arg_reduce(self, np.argmin, dim_arg("argmin", dim, axis),
+                                 keepdim_arg("argmin", keepdim, keepdims), "argmin")
+
+    def softmax(self, dim: int = -1, *, axis=None):
         from .nn import functional
-        return functional.softmax(self, axis)
+        return functional.softmax(self, dim_arg("softmax", dim, axis, default=-1))
 
-    def log_softmax(self, axis: int = -1):
+    def log_softmax(self, dim: int = -1, *, axis=None):
         from .nn import functional
-        return functional.log_softmax(self, axis)
+        return functional.log_softmax(self, dim_arg("log_softmax", dim, axis, default=-1))
 
     # -- shape and indexing (ops/movement.py) --------------------------------------------------
 
-    def reshape(self, *shape):
-        return movement.reshape(self, shape)
+    def reshape(self, *shape, **kwargs):
+        """``reshape(2, 3)``, ``reshape((2, 3))`` or ``reshape(shape=(2, 3))``; -1 is inferred."""
+        return movement.reshape(self, _shape_kwarg("reshape", shape, kwargs))
 
-    view = reshape
+    def view(self, *shape, **kwargs):
+        """As ``reshape`` (NumPy's reshape returns a view whenever PyTorch's view could)."""
+        return movement.reshape(self, _shape_kwarg("view", shape, kwargs))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
         return movement.flatten(self, start_dim, end_dim)
 
-    def squeeze(self, axis=None):
-        return movement.squeeze(self, axis)
+    def squeeze(self, dim=None, *, axis=None):
+        return movement.squeeze(self, dim_arg("squeeze", dim, axis))
 
-    def unsqueeze(self, axis: int):
-        return movement.unsqueeze(self, axis)
+    def unsqueeze(self, dim=None, *, axis=None):
+        dim = dim_arg("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze() missing its argument dim (where to insert the new "
+                            "size-1 dimension)")
+        return movement.unsqueeze(self, dim)
 
     def permute(self, *dims):
         return movement.permute(self, dims)
@@ -615,14 +778,45 @@ class Tensor:
     def broadcast_to(self, shape):
         return movement.expand(self, tuple(shape))
 
+    def tril(self, diagonal: int = 0):
+        """The lower triangle of the last two dims (elements above ``diagonal`` become 0)."""
+        return movement.triangle(self, diagonal, upper=False)
+
+    def triu(self, diagonal: int = 0):
+        """The upper triangle of the last two dims (elements below ``diagonal`` become 0)."""
+        return movement.triangle(self, diagonal, upper=True)
+
     def __getitem__(self, index):
         return movement.getitem(self, index)
 
-    def split(self, split_size_or_sections, axis: int = 0):
-        return movement.split(self, split_size_or_sections, axis)
+    def split(self, split_size_or_sections, dim: int = 0, *, axis=None):
+        return movement.split(self, split_size_or_sections, dim_arg("split", dim, axis, default=0))
 
-    def chunk(self, chunks: int, axis: int = 0):
-        return movement.chunk(self, chunks, axis)
+    def chunk(self, chunks: int, dim: int = 0, *, axis=None):
+        return movement.chunk(self, chunks, dim_arg("chunk", dim, axis, default=0))
+
+
+def _shape_kwarg(op: str, shape: tuple, kwargs: dict):
+    """The shape of reshape/view, given positionally or as ``shape=`` (PyTorch's keyword)."""
+    if kwargs:
+        if set(kwargs) != {"shape"} or shape:
+            raise TypeError(f"{op}() takes the new shape positionally or as shape=..., got "
+                            f"{shape!r} and keywords {sorted(kwargs)}")
+        shape = (kwargs["shape"],)
+    return shape
+
+
+_DEVICE_PREFIXES = ("cpu", "cuda", "mps", "xpu", "xla", "meta", "hip", "vulkan", "ipu")
+
+
+def _is_device_name(name: str) -> bool:
+    return name.split(":")[0] in _DEVICE_PREFIXES
+
+
+def _check_device(device, op: str) -> None:
+    if str(device).split(":")[0] != "cpu":
+        raise RuntimeError(f"{op}(): device {str(device)!r} is not available: tinygrad_lite "
+                           f"runs on the CPU only (use device 'cpu')")
 
 
 def _scaled(other, alpha):
@@ -641,3 +835,4 @@ autograd._Tensor = Tensor
 
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
+from .ops.args import dim_arg, keepdim_arg  # noqa: E402

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
 from .layers import GELU, Dropout, LayerNorm, Linear, ReLU
@@ -99,8 +99,8 @@ class MultiHeadAttention(Module):
             if mask.dtype == np.bool_:
                 scores = scores.masked_fill(mask if mask.ndim != 3 else mask[:, None], -math.inf)
             else:
-                scores = scores + Tensor(mask.astype(scores.dtype) if mask.ndim != 3
-                                         else mask[:, None].astype(scores.dtype))
+                additive = mask if mask.ndim != 3 else mask[:, None]
+                scores = scores + as_tensor(additive, dtype=scores.dtype)
         weights = self.attn_dropout(F.softmax(scores, dim=-1))
         out = (weights @ v).transpose(1, 2).reshape(b, t, e)  # heads side by side again
         out = self.out_proj(out)

@@ -32,7 +32,7 @@ def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
     if x.ndim == 0:
         raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
     if not -x.ndim <= dim < x.ndim:
-        raise ValueError(f"{op}: dim {dim} is out of range for shape {x.shape}")
+        raise IndexError(f"{op}: dim {dim} is out of range for shape {x.shape}")
     return dim % x.ndim
 
 
@@ -122,53 +122,97 @@ class CrossEntropy(Function):
         return (softmax(logits, 1) - Tensor._make(q)) * self.row_weights(g)
 
 
-def cross_entropy(input: Tensor, target, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy between logits ``input`` (N, C) -- or (C,), or (N, C, d1, ...) -- and integer
-    class targets (N,) -- or (), or (N, d1, ...); as ``torch.nn.functional.cross_entropy``."""
-    _check_float(input, "cross_entropy")
+def _targets(op: str, input: Tensor, target, weight, reduction: str) -> np.ndarray:
+    """The checks cross_entropy and nll_loss share: float input, integer targets, no class
+    weights (not implemented), a known reduction. Returns the targets as an array."""
+    _check_float(input, op)
+    if weight is not None:
+        raise NotImplementedError(f"{op}: class weights (weight=) are not supported; the third "
+                                  f"positional argument is weight, as in PyTorch, so pass "
+                                  f"ignore_index= and reduction= by keyword")
     target = target.data if isinstance(target, Tensor) else np.asarray(target)
     if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype "
-                        f"{target.dtype}")
+        raise TypeError(f"{op}: targets must be integer class indices, got dtype {target.dtype}")
     if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
-                         f"{reduction!r}")
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return target
+
+
+def _check_target_range(op: str, target: np.ndarray, classes: int, ignore_index: int) -> None:
+    """A target outside 0..classes-1 (other than ignore_index) is an IndexError, as in torch;
+    NumPy would silently read the last class for -1."""
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise IndexError(f"{op}: Target {int(target[bad][0])} is out of bounds for {classes} "
+                         f"classes (valid: 0..{classes - 1}, or ignore_index={ignore_index})")
+
+
+def _flatten_classes(op: str, input: Tensor, target: np.ndarray):
+    """(N, C, d1, ...) logits and (N, d1, ...) targets -> (N*d1*..., C) and (N*d1*...,)."""
+    if target.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"{op}: input of shape {input.shape} needs targets of shape "
+                         f"{input.shape[:1] + input.shape[2:]}, got {target.shape}")
+    classes = input.shape[1]
+    flat = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
+    return flat, target.reshape(-1)
+
+
+def cross_entropy(input: Tensor, target, weight=None, *, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between logits ``input`` (N, C) -- or (C,), or (N, C, d1, ...) -- and integer
+    class targets (N,) -- or (), or (N, d1, ...); as ``torch.nn.functional.cross_entropy``."""
+    target = _targets("cross_entropy", input, target, weight, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    options = dict(ignore_index=ignore_index, reduction=reduction,
+                   label_smoothing=label_smoothing)
     if input.ndim == 1:  # one sample
-        out = cross_entropy(input.reshape(1, -1), target.reshape(1), ignore_index, reduction,
-                            label_smoothing)
+        out = cross_entropy(input.reshape(1, -1), target.reshape(1), **options)
         return out.reshape(()) if reduction == "none" else out
     if input.ndim > 2:  # (N, C, d1, ...): move the class axis last and flatten the rest
-        if target.shape != input.shape[:1] + input.shape[2:]:
-            raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
-                             f"{input.shape[:1] + input.shape[2:]}, got {target.shape}")
-        classes = input.shape[1]
-        flat = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
-        out = cross_entropy(flat, target.reshape(-1), ignore_index, reduction, label_smoothing)
+        flat, flat_target = _flatten_classes("cross_entropy", input, target)
+        out = cross_entropy(flat, flat_target, **options)
         return out.reshape(target.shape) if reduction == "none" else out
     n, classes = input.shape
     if target.shape != (n,):
         raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
                          f"({n},), got {target.shape}")
-    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
-    if bad.any():
-        raise ValueError(f"cross_entropy: target {int(target[bad][0])} is out of range for "
-                         f"{classes} classes (valid: 0..{classes - 1}, or ignore_index="
-                         f"{ignore_index})")
+    _check_target_range("cross_entropy", target, classes, ignore_index)
     needs_grad = autograd.is_grad_enabled() and input.requires_grad
     return CrossEntropy.apply(input, targets=target.astype(np.int64, copy=False),
                               ignore_index=ignore_index, reduction=reduction,
                               label_smoothing=float(label_smoothing), needs_grad=needs_grad)
 
 
-def nll_loss(log_probs: Tensor, target, ignore_index: int = -100) -> Tensor:
-    """Mean negative log-likelihood of (N, C) log-probabilities at integer targets (N,)."""
-    target = target.data if isinstance(target, Tensor) else np.asarray(target)
+def nll_loss(input: Tensor, target, weight=None, *, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood: -input[i, target[i]] for log-probabilities ``input`` (N, C) -- or
+    (C,), or (N, C, d1, ...) -- and integer targets (N,) (or (), or (N, d1, ...)), as torch.
+    Targets equal to ``ignore_index`` contribute 0, and 'mean' divides by the number of the
+    others (NaN if there are none, as in torch)."""
+    target = _targets("nll_loss", input, target, weight, reduction)
+    options = dict(ignore_index=ignore_index, reduction=reduction)
+    if input.ndim == 1:  # one sample
+        out = nll_loss(input.reshape(1, -1), target.reshape(1), **options)
+        return out.reshape(()) if reduction == "none" else out
+    if input.ndim > 2:
+        flat, flat_target = _flatten_classes("nll_loss", input, target)
+        out = nll_loss(flat, flat_target, **options)
+        return out.reshape(target.shape) if reduction == "none" else out
+    if input.ndim != 2 or target.shape != input.shape[:1]:
+        raise ValueError(f"nll_loss: input of shape {input.shape} needs targets of shape "
+                         f"{input.shape[:1]}, got {target.shape}")
+    n, classes = input.shape
+    _check_target_range("nll_loss", target, classes, ignore_index)
     keep = target != ignore_index
-    picked = log_probs[np.arange(len(target))[keep], target[keep]]
-    return -picked.mean()
+    picked = input[np.arange(n), np.where(keep, target, 0)]  # (N,): an ignored row reads class 0
+    losses = -picked * Tensor._make(keep.astype(input.dtype))  # ... and contributes 0
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    count = int(keep.sum())
+    return losses.sum() * (1.0 / count if count else float("nan"))
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -217,11 +261,11 @@ class LayerNorm(Function):
     def backward(self, g, out):
         x, w, b = self.inputs
         if autograd.is_grad_enabled():  # create_graph: the same math in recorded Tensor ops
-            centered = x - x.mean(self.axes, keepdims=True)
-            rstd = ((centered * centered).mean(self.axes, keepdims=True) + self.eps) ** -0.5
+            centered = x - x.mean(axis=self.axes, keepdims=True)
+            rstd = ((centered * centered).mean(axis=self.axes, keepdims=True) + self.eps) ** -0.5
             xhat, gx = centered * rstd, g * w
-            dx = rstd * (gx - gx.mean(self.axes, keepdims=True)
-                         - xhat * (gx * xhat).mean(self.axes, keepdims=True))
+            dx = rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
+                         - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
             return dx, unbroadcast(g * xhat, w.shape), unbroadcast(g, b.shape)
         g_, xhat = g.data, self.xhat
         gx = g_ * w.data
@@ -287,6 +331,26 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def sigmoid(x: Tensor) -> Tensor:
     return x.sigmoid()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return x.softplus(beta, threshold)
+
+
+def relu6(x: Tensor) -> Tensor:
+    return x.relu6()
+
+
+def hardswish(x: Tensor) -> Tensor:
+    return x.hardswish()
+
+
+def silu(x: Tensor) -> Tensor:
+    return x.silu()
+
+
+def mish(x: Tensor) -> Tensor:
+    return x.mish()
 
 
 def tanh(x: Tensor) -> Tensor:

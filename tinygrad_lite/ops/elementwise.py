@@ -362,6 +362,79 @@ class Clip(Function):
         return g * _const(inside.astype(g.dtype))
 
 
+class Sign(Function):
+    """out = sign(x) (-1, 0 or 1);  dx = 0 (the function is flat wherever it has a derivative)"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return np.sign(x)
+
+    def backward(self, g, out):
+        return g * 0.0
+
+
+class Softplus(Function):
+    """out = log(1 + exp(βx)) / β (x where βx > threshold);  dx = g * sigmoid(βx) (g there)"""
+
+    def forward(self, x):
+        scaled = x * x.dtype.type(self.beta)
+        smooth = np.logaddexp(x.dtype.type(0), scaled) / x.dtype.type(self.beta)
+        return np.where(scaled > self.threshold, x, smooth).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        linear = _const(x.data * x.dtype.type(self.beta) > self.threshold)
+        return where(linear, g, g * (x * self.beta).sigmoid())
+
+
+class Relu6(Function):
+    """out = min(max(x, 0), 6);  dx = g where 0 < x < 6 (else 0)"""
+
+    def forward(self, x):
+        return np.clip(x, 0, 6).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0].data
+        return g * _const(((x > 0) & (x < 6)).astype(g.dtype))
+
+
+class Hardswish(Function):
+    """out = x * relu6(x + 3) / 6;  dx = g * (0, x/3 + 1/2, 1) for x < -3, -3 <= x <= 3, x > 3"""
+
+    def forward(self, x):
+        return (x * np.clip(x + 3, 0, 6) / 6).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        middle = _const(((x.data >= -3) & (x.data <= 3)).astype(g.dtype))
+        above = _const((x.data > 3).astype(g.dtype))
+        return g * (middle * (x * (1 / 3) + 0.5) + above)
+
+
+class Silu(Function):
+    """out = x * sigmoid(x);  dx = g * s * (1 + x * (1 - s)) with s = sigmoid(x)"""
+
+    def forward(self, x):
+        return (x * np.exp(-np.logaddexp(0, -x))).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        s = x.sigmoid()
+        return g * s * (1 + x * (1 - s))
+
+
+class Mish(Function):
+    """out = x * t, t = tanh(softplus(x));  dx = g * (t + x * sigmoid(x) * (1 - t**2))"""
+
+    def forward(self, x):
+        return (x * np.tanh(np.logaddexp(0, x))).astype(x.dtype, copy=False)
+
+    def backward(self, g, out):
+        x = self.inputs[0]
+        t = Softplus.apply(x, beta=1.0, threshold=20.0).tanh()
+        return g * (t + x * x.sigmoid() * (1 - t * t))
+
+
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 

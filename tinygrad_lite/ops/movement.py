@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
+from .args import dim_arg
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 def _dim(axis: int, ndim: int, op: str) -> int:
     if not -ndim <= axis < max(ndim, 1):
-        raise ValueError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
+        raise IndexError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
                          f"dimension(s)")
     return axis % max(ndim, 1)
 
@@ -67,25 +68,25 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     return reshape(x, (x.shape[:start] + (middle,) + x.shape[end + 1:],))
 
 
-def squeeze(x: Tensor, axis=None) -> Tensor:
-    """Remove size-1 dimensions (all of them, or the ones named, which must have size 1)."""
-    if axis is None:
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    """Remove size-1 dimensions: all of them, or those among ``dim`` (an int or a tuple). A named
+    dimension whose size is not 1 is left as it is, as in PyTorch."""
+    if dim is None:
         return reshape(x, (tuple(n for n in x.shape if n != 1),))
-    axes = {_dim(a, x.ndim, "squeeze") for a in ((axis,) if isinstance(axis, int) else axis)}
-    for a in axes:
-        if x.shape[a] != 1:
-            raise ValueError(f"squeeze: dimension {a} has size {x.shape[a]}, not 1 "
-                             f"(shape {x.shape})")
-    return reshape(x, (tuple(n for i, n in enumerate(x.shape) if i not in axes),))
+    dims = {_dim(d, x.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer))
+                                                  else dim)}
+    return reshape(x, (tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)),))
 
 
-def unsqueeze(x: Tensor, axis: int) -> Tensor:
-    """Insert a size-1 dimension at ``axis`` (-1 means at the end)."""
-    if not -x.ndim - 1 <= axis <= x.ndim:
-        raise ValueError(f"unsqueeze: dimension {axis} is out of range for a tensor with "
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    """Insert a size-1 dimension at ``dim`` (-1 means at the end)."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise IndexError(f"unsqueeze: dimension {dim} is out of range for a tensor with "
                          f"{x.ndim} dimension(s)")
-    axis = axis % (x.ndim + 1)
-    return reshape(x, (x.shape[:axis] + (1,) + x.shape[axis:],))
+    dim = dim % (x.ndim + 1)
+    return reshape(x, (x.shape[:dim] + (1,) + x.shape[dim:],))
 
 
 class Permute(Function):
@@ -227,6 +228,60 @@ def getitem(x: Tensor, index) -> Tensor:
     return out
 
 
+class Gather(Function):
+    """out = x picked at index along dim;  dx = zeros like x with g added at index (ScatterAdd)"""
+    uses_inputs = False
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return np.take_along_axis(x, self.index, axis=self.dim)
+
+    def backward(self, g, out):
+        return ScatterAdd.apply(g, index=self.index, dim=self.dim, shape=self.in_shape)
+
+
+class ScatterAdd(Function):
+    """out = zeros(shape) with g added along dim at index;  dg = out_grad picked at index (Gather)"""
+    uses_inputs = False
+
+    def forward(self, g):
+        out = np.zeros(self.shape, dtype=g.dtype)
+        position = list(np.indices(self.index.shape, sparse=True))
+        position[self.dim] = self.index
+        np.add.at(out, tuple(position), g)  # an index may repeat: add, do not assign
+        return out
+
+    def backward(self, g, out):
+        return Gather.apply(g, index=self.index, dim=self.dim)
+
+
+def gather(x: Tensor, dim: int, index: np.ndarray) -> Tensor:
+    """The elements of ``x`` at integer positions ``index`` along ``dim`` (index has x's number of
+    dimensions); what max(dim), min(dim) and topk use to pick their values."""
+    return Gather.apply(x, index=np.asarray(index, dtype=np.int64), dim=dim)
+
+
+class Triangle(Function):
+    """out = tril(x) or triu(x) over the last two dims;  dx = g with the same elements zeroed"""
+    uses_inputs = False
+
+    def forward(self, x):
+        return (np.triu if self.upper else np.tril)(x, self.diagonal)
+
+    def backward(self, g, out):
+        return Triangle.apply(g, upper=self.upper, diagonal=self.diagonal)
+
+
+def triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
+    op = "triu" if upper else "tril"
+    if x.ndim < 2:
+        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions, got shape "
+                           f"{x.shape}")
+    if isinstance(diagonal, bool) or not isinstance(diagonal, (int, np.integer)):
+        raise TypeError(f"{op}: diagonal must be an int, got {diagonal!r}")
+    return Triangle.apply(x, upper=upper, diagonal=int(diagonal))
+
+
 # --------------------------------------------------------------------------------------------
 # Joining and splitting
 # --------------------------------------------------------------------------------------------
@@ -248,39 +303,44 @@ class Cat(Function):
         return tuple(grads)
 
 
-def cat(tensors, axis: int = 0) -> Tensor:
+def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """Join tensors along an existing dimension ``dim`` (``axis``: NumPy's name for it)."""
+    dim = dim_arg("cat", dim, axis, default=0)
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: need at least one tensor")
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
-    axis = _dim(axis, ndim, "cat")
+    dim = _dim(dim, ndim, "cat")
     for i, t in enumerate(tensors):
-        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
-                tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+        if t.ndim != ndim or t.shape[:dim] + t.shape[dim + 1:] != \
+                tensors[0].shape[:dim] + tensors[0].shape[dim + 1:]:
             raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match shape "
-                             f"{tensors[0].shape} outside dimension {axis}")
-    return Cat.apply(*tensors, axis=axis)
+                             f"{tensors[0].shape} outside dimension {dim}")
+    return Cat.apply(*tensors, axis=dim)
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
+def stack(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
+    """Join same-shaped tensors along a new dimension ``dim``."""
+    dim = dim_arg("stack", dim, axis, default=0)
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: need at least one tensor")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
-    if not -tensors[0].ndim - 1 <= axis <= tensors[0].ndim:
-        raise ValueError(f"stack: dimension {axis} is out of range")
-    axis = axis % (tensors[0].ndim + 1)
-    return cat([unsqueeze(t, axis) for t in tensors], axis)
+    if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
+        raise IndexError(f"stack: dimension {dim} is out of range for tensors with "
+                         f"{tensors[0].ndim} dimension(s)")
+    dim = dim % (tensors[0].ndim + 1)
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
-def split(x: Tensor, split_size_or_sections, axis: int = 0) -> list:
-    """Pieces of ``split_size`` along axis (the last may be smaller), or of the listed sizes."""
-    axis = _dim(axis, x.ndim, "split")
-    length = x.shape[axis]
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> list:
+    """Pieces of ``split_size`` along dim (the last may be smaller), or of the listed sizes."""
+    dim = _dim(dim, x.ndim, "split")
+    length = x.shape[dim]
     if isinstance(split_size_or_sections, (int, np.integer)):
         step = int(split_size_or_sections)
         if step <= 0:
@@ -290,16 +350,16 @@ def split(x: Tensor, split_size_or_sections, axis: int = 0) -> list:
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != length or any(s < 0 for s in sizes):
             raise ValueError(f"split: sizes {sizes} do not add up to {length}, the length of "
-                             f"dimension {axis} of shape {x.shape}")
+                             f"dimension {dim} of shape {x.shape}")
     pieces, start = [], 0
     for size in sizes:
-        pieces.append(x[(slice(None),) * axis + (slice(start, start + size),)])
+        pieces.append(x[(slice(None),) * dim + (slice(start, start + size),)])
         start += size
-    return pieces
+    return tuple(pieces)
 
 
-def chunk(x: Tensor, chunks: int, axis: int = 0) -> list:
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> list:
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    length = x.shape[_dim(axis, x.ndim, "chunk")]
-    return split(x, max(-(-length // chunks), 1), axis)
+    length = x.shape[_dim(dim, x.ndim, "chunk")]
+    return split(x, max(-(-length // chunks), 1), dim)
