@@ -361,3 +361,14 @@ def test_nanogpt_model_tree_builds_initialises_and_trains():
         loss.backward()
         opt.step()
     assert float(loss.numpy()) < first
+
+
+def test_where_condition_changed_in_place_before_backward_is_caught():
+    # Where's backward reads the condition: changing it in place must raise, not give a
+    # silently wrong gradient (the bug: Where declared that it reads no input).
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    cond = tg.tensor([True, False, True])
+    y = tg.where(cond, x, tg.zeros(3)).sum()
+    cond[0] = False
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()

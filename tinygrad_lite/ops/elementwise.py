@@ -135,7 +135,8 @@ class Minimum(Function):
 
 class Where(Function):
     """out = x where cond else y;  dx = g where cond (else 0),  dy = g where not cond"""
-    uses_inputs = False
+    # uses_inputs stays True: backward reads cond's values, so an in-place change to cond
+    # before backward must be caught, and cond must be freed after it.
 
     def forward(self, cond, x, y):
         return np.where(cond, x, y)
