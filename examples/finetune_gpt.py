@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AdamW's decoupled weight decay")
     p.add_argument("--eval-iters", type=positive_int, default=10,
                    help="validation batches before and after fine-tuning")
-    p.add_argument("--seed", type=int, default=1337,
+    p.add_argument("--seed", type=non_negative_int, default=1337,
                    help="seed of the new vocabulary rows and of the batches")
     add_run_folder_flags(p, "runs/finetune")
     p.add_argument("--sample-tokens", type=non_negative_int, default=100,

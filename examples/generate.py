@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "token")
     p.add_argument("--top-k", type=positive_int, default=None,
                    help="sample among the k likeliest tokens (None: all of them)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampling")
     return p
 
 

@@ -32,7 +32,8 @@ from tinygrad_lite import nn, optim
 from tinygrad_lite.data import DataLoader, TensorDataset, random_split
 from tinygrad_lite.train import RunLogger, mse, progress, r2
 from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder, make_parser,
-                                     non_negative_float, positive_float, positive_int)
+                                     non_negative_float, non_negative_int, positive_float,
+                                     positive_int)
 from tinygrad_lite.train.logger import RUN_FILES
 
 MIN_SAMPLES = 10  # the 80/20 split then leaves at least 2 validation samples (R² needs 2)
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
                    help="AdamW decoupled weight decay")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and batches")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data, weights and batches")
     add_run_folder_flags(p, "runs/transformer_regression")
     return p
 

@@ -96,6 +96,22 @@ def test_transformer_regression_loss_falls(tmp_path):
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 1 + 3
 
 
+def test_log_lines_during_training_go_through_tqdm_write(corpus, tmp_path, monkeypatch, capsys):
+    """tqdm.write prints a line above the progress bar instead of through it."""
+    train_gpt = load_example("train_gpt")
+    written = []
+    monkeypatch.setattr(train_gpt.tqdm, "write", written.append)
+    train_gpt.train(train_gpt.parse_args([
+        "--data", str(corpus), "--vocab", "compact", "--d-model", "16", "--num-blocks", "1",
+        "--num-heads", "2", "--context-length", "16", "--max-iters", "4", "--eval-interval", "2",
+        "--eval-iters", "1", "--out-dir", str(tmp_path), "--sample-tokens", "0"]))
+    evaluations = [line for line in written if line.startswith("step ")]
+    assert [line.split(":")[0] for line in evaluations] == ["step     0", "step     2",
+                                                            "step     4"]
+    assert f"run folder: {tmp_path}" in written[-1]
+    assert capsys.readouterr().out == ""  # nothing printed past tqdm
+
+
 def test_a_rerun_is_refused_before_training_and_lists_what_would_be_lost(tmp_path):
     run_example("sin_fit.py", "--epochs", "5", "--out", str(tmp_path))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -178,6 +194,7 @@ BAD_ARGUMENTS = [
     ("sin_fit", ["--points", "3"], "argument --points: 3 points split 70/15/15 into 2/0/1 "
                                    "train/val/test points; every split needs at least 2 (use "
                                    "--points 14 or more)"),
+    ("sin_fit", ["--seed", "-1"], "argument --seed: must be an integer >= 0, got '-1'"),
     ("sin_fit", ["--epochs", "0"], "argument --epochs: must be a positive integer, got '0'"),
     ("sin_fit", ["--lr", "nan"], "argument --lr: must be a finite number > 0, got 'nan'"),
     ("sin_fit", ["--plateau-factor", "1.5"], "argument --plateau-factor: must be a number "
