@@ -183,6 +183,9 @@ def test_run_logger_csv_and_jsonl(tmp_path):
     with pytest.raises(ValueError, match=r"columns \['new'\] are not in the CSV header"):
         log.log(epoch=3, new=1)
     again = RunLogger(tmp_path / "m.csv", append=True)
+    # The earlier rows are read back (numbers as floats, empty cells left out), so a plot after
+    # a resume draws the whole run.
+    assert again.rows == [{"epoch": 1.0, "loss": 0.5, "val": 0.25}, {"epoch": 2.0, "loss": 0.25}]
     again.log(epoch=3, loss=0.125)
     assert (tmp_path / "m.csv").read_text().endswith("3,0.125,\n")
     jl = RunLogger(tmp_path / "m.jsonl")
@@ -190,6 +193,7 @@ def test_run_logger_csv_and_jsonl(tmp_path):
     jl.log(step=2, acc=0.5)
     lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert lines == [{"step": 1, "loss": 1.0}, {"step": 2, "acc": 0.5}]
+    assert RunLogger(tmp_path / "m.jsonl", append=True).rows == lines
     with pytest.raises(ValueError, match=".csv or .jsonl"):
         RunLogger(tmp_path / "m.txt")
 

@@ -13,7 +13,6 @@ final metrics as a table (from ``summary.json``, or the last logged values when 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from .train.checkpoint import atomic_write
 from .train.cli import make_parser
+from .train.logger import read_metrics
 
 LINE_STYLES = ("-", "--", ":", "-.")
 SKIPPED_SETTINGS = ("out_dir",)  # the folder itself: already each column's name
@@ -36,18 +36,9 @@ class RunFolderError(ValueError):
 class Run:
     name: str                       # the folder as the user wrote it
     columns: list[str]              # of metrics.csv; the first is the x axis (step, epoch)
-    rows: list[dict]                # values as floats (None where a row left a column empty)
+    rows: list[dict]                # numbers as floats; a row leaves out its empty cells
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
-
-
-def _number(text: str):
-    if text == "":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _read_json(path: Path) -> dict:
@@ -71,12 +62,9 @@ def read_run(folder) -> Run:
     if not metrics.is_file():
         raise RunFolderError(f"{folder} has no metrics.csv: not a run folder (the examples write "
                              f"config.json, metrics.csv and summary.json into their --out-dir)")
-    with open(metrics, newline="", encoding="utf-8") as f:
-        table = list(csv.reader(f))
-    if len(table) < 2:
+    columns, rows = read_metrics(metrics)
+    if not rows:
         raise RunFolderError(f"{metrics} holds no rows yet")
-    columns = table[0]
-    rows = [dict(zip(columns, map(_number, line))) for line in table[1:] if line]
     return Run(str(folder), columns, rows, _read_json(path / "config.json"),
                _read_json(path / "summary.json"))
 
@@ -170,7 +158,7 @@ def final_metrics(run: Run) -> dict:
         return {k: v for k, v in run.summary.items() if not isinstance(v, (list, dict))}
     last = {}
     for row in run.rows:
-        last.update({k: v for k, v in row.items() if v is not None})
+        last.update(row)
     return last
 
 

@@ -39,6 +39,31 @@ def write_json(path, values: dict) -> Path:
     return Path(path)
 
 
+def _cell(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_metrics(path) -> tuple[list[str] | None, list[dict]]:
+    """The columns and rows of a metrics file written by ``RunLogger``: for ``.csv`` numbers come
+    back as floats and empty cells are left out of their row; ``.jsonl`` rows as stored (and
+    columns None)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return None, [json.loads(line) for line in lines if line.strip()]
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    if not table:
+        return None, []
+    columns = table[0]
+    rows = [{k: _cell(v) for k, v in zip(columns, line) if v != ""} for line in table[1:]
+            if line]
+    return columns, rows
+
+
 class RunLogger:
     """``log = RunLogger("runs/x/metrics.csv"); log.log(epoch=1, train_loss=0.5, val_loss=0.6)``.
 
@@ -56,9 +81,10 @@ class RunLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self.columns: list[str] | None = None
-        if append and self.path.exists() and self.format == "csv":
-            with open(self.path, newline="") as f:
-                self.columns = next(csv.reader(f), None)
+        if append and self.path.exists():
+            # The earlier rows too, so that plot() after a resume draws the whole run.
+            columns, self.rows = read_metrics(self.path)
+            self.columns = columns if self.format == "csv" else None
         elif not append:
             self.path.write_text("")
 
