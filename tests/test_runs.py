@@ -15,9 +15,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def make_run(folder, lr: float, losses: list, summary: bool = True):
     log = RunLogger(folder / "metrics.csv")
-    log.write_config({"lr": lr, "batch_size": 2, "prompt": "\n", "out_dir": str(folder)})
+    log.write_config({"lr": lr, "batch_size": 2, "prompt": "\n", "out_dir": str(folder),
+                      "overwrite": True})
     for step, (train, val) in enumerate(losses):
-        log.log(step=10 * step, train_loss=train, val_loss=val, lr=lr)
+        log.log(step=10 * step, train_loss=train, val_loss=val, lr=lr,
+                best_val_loss=min(v for _, v in losses[:step + 1]))
     if summary:
         log.write_summary({"steps": 10 * (len(losses) - 1), "val_loss": losses[-1][1],
                            "theta": [1.0, 2.0]})
@@ -40,13 +42,14 @@ def test_compare_plots_the_curves_and_prints_settings_and_final_metrics(two_runs
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["setting", str(a), str(b)]
     assert lines[1].split() == ["lr", "0.001", "0.003"]  # the only setting that differs
-    assert lines[2] == "common: batch_size=2, prompt='\\n'"  # out_dir is each column's name
+    # out_dir is each column's name, overwrite how the run was started: both left out
+    assert lines[2] == "common: batch_size=2, prompt='\\n'"
     final = lines.index(next(line for line in lines if line.startswith("final")))
     assert lines[final].split() == ["final", str(a), str(b)]
     assert lines[final + 1].split() == ["steps", "20", "20"]
     assert lines[final + 2].split() == ["val_loss", "2.75", "2.5"]
     assert not any("theta" in line for line in lines)  # lists are left out of the table
-    assert lines[-1] == f"curves of train_loss, val_loss: {out}"
+    assert lines[-1] == f"curves of train_loss, val_loss: {out}"  # not the running best
 
 
 def test_a_run_without_summary_shows_its_last_logged_values(two_runs, tmp_path, capsys):
@@ -87,15 +90,16 @@ def test_missing_folder_and_unknown_metric_are_clear_errors(two_runs, tmp_path, 
     with pytest.raises(SystemExit):
         runs.main(["compare", str(a), str(b), "--metric", "accuracy"])
     assert (f"compare: {a}/metrics.csv has no column accuracy (it has step, train_loss, "
-            f"val_loss, lr)") in capsys.readouterr().err
+            f"val_loss, lr, best_val_loss)") in capsys.readouterr().err
 
 
 def test_compare_reads_the_folders_the_examples_write(tmp_path, capsys):
     """A run folder as RunLogger writes it round-trips through read_run."""
     a = make_run(tmp_path / "a", 1e-3, [(5.0, 5.5), (3.0, 3.5)])
     run = runs.read_run(a)
-    assert run.columns == ["step", "train_loss", "val_loss", "lr"]
-    assert run.rows[1] == {"step": 10.0, "train_loss": 3.0, "val_loss": 3.5, "lr": 1e-3}
+    assert run.columns == ["step", "train_loss", "val_loss", "lr", "best_val_loss"]
+    assert run.rows[1] == {"step": 10.0, "train_loss": 3.0, "val_loss": 3.5, "lr": 1e-3,
+                           "best_val_loss": 3.5}
     assert run.config["lr"] == 1e-3
     assert run.summary == json.loads((a / "summary.json").read_text())
 

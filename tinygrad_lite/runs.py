@@ -25,7 +25,8 @@ from .train.cli import make_parser
 from .train.logger import read_metrics
 
 LINE_STYLES = ("-", "--", ":", "-.")
-SKIPPED_SETTINGS = ("out_dir",)  # the folder itself: already each column's name
+SKIPPED_SETTINGS = ("out_dir", "overwrite")  # the folder itself (each column's name), and how
+#                                              it was started, not what was trained
 
 
 class RunFolderError(ValueError):
@@ -70,9 +71,10 @@ def read_run(folder) -> Run:
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
-    """The loss-like columns (``*loss``, ``*mse``) every run logged, in the first run's order."""
+    """The loss-like columns (``*loss``, ``*mse``; not the running ``best_*``) every run logged,
+    in the first run's order."""
     shared = [c for c in runs[0].columns[1:] if all(c in r.columns for r in runs)]
-    return [c for c in shared if c.endswith(("loss", "mse"))]
+    return [c for c in shared if c.endswith(("loss", "mse")) and not c.startswith("best_")]
 
 
 def curve(run: Run, metric: str) -> tuple[list, list]:
