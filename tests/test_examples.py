@@ -240,6 +240,29 @@ def test_a_bad_argument_is_an_argparse_error_before_training(name, argv, message
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("name, outputs", [
+    ("train_gpt", "config.json, metrics.csv, summary.json, loss.png, best.npz, last.npz"),
+    ("sin_fit", "config.json, metrics.csv, summary.json, loss.png, best.npz, fit.png"),
+    ("transformer_regression", "config.json, metrics.csv, summary.json, loss.png"),
+    ("finetune_gpt", "config.json, metrics.csv, summary.json, loss.png, finetuned.npz"),
+])
+def test_every_example_refuses_to_replace_a_run_unless_told(name, outputs, corpus,
+                                                            gpt_checkpoint, tmp_path, capsys):
+    for file in outputs.split(", "):
+        (tmp_path / file).write_text("the earlier run")
+    base = {"train_gpt": ["--data", str(corpus), "--vocab", "compact", "--context-length", "16",
+                          "--d-model", "16", "--num-heads", "2"],
+            "finetune_gpt": ["--checkpoint", str(gpt_checkpoint), "--freeze-blocks", "1"]
+            }.get(name, [])
+    with pytest.raises(SystemExit) as exit_info:
+        parse(name, base + ["--out-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"{tmp_path} already holds a run; a new run would replace {outputs}. Give " \
+           f"--overwrite to replace it" in capsys.readouterr().err
+    assert parse(name, base + ["--out-dir", str(tmp_path), "--overwrite"]).overwrite
+    assert all(p.read_text() == "the earlier run" for p in tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("name", ["train_gpt", "sin_fit", "transformer_regression",
                                   "finetune_gpt", "generate"])
 def test_every_flag_has_a_help_text_and_shows_its_default(name):
