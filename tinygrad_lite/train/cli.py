@@ -46,7 +46,7 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """A finite number > 0 (learning rates, temperatures of a schedule)."""
+    """A finite number > 0 (learning rates)."""
     value = _number(text, float, "a finite number > 0")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
