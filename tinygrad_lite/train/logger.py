@@ -130,8 +130,8 @@ class RunLogger:
         for y in ys:
             points = [(r[x], r[y]) for r in self.rows if x in r and isinstance(r.get(y), float)
                       and math.isfinite(r[y])]
-            if points:
-                ax.plot(*zip(*points), label=y)
+            if points:  # a sparse series (evaluations only at the ends) shows its points
+                ax.plot(*zip(*points), marker="o" if len(points) <= 30 else None, label=y)
         ax.set_xlabel(x)
         if logy:
             ax.set_yscale("log")
