@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_lite as tg
-from tinygrad_lite.models.gpt import (GPT, GPTConfig, estimate_loss, resume_gpt,
-                                      save_gpt_checkpoint)
+from tinygrad_lite.models.gpt import (GPT, GPTConfig, check_resumable, estimate_loss,
+                                      resume_gpt, save_gpt_checkpoint)
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim import AdamW
 from tinygrad_lite.text import Tokenizer, check_split_length, get_batch, split_tokens
@@ -98,18 +98,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     """The arguments, each checked, and checked together, before anything is trained."""
     p = build_parser()
     args = p.parse_args(argv)
+    check_run_folder(p, args, OUTPUTS)
     try:
-        GPTConfig(vocab_size=1, context_length=args.context_length, d_model=args.d_model,
-                  num_blocks=args.num_blocks, num_heads=args.num_heads, dropout=args.dropout)
         tokenizer, splits = load_corpus(args.data, args.vocab)
+        config = model_config(args, tokenizer)
         for name, tokens in splits.items():
             check_split_length(tokens, args.context_length, name)
         if args.sample_tokens > 0:  # a compact vocabulary may lack the prompt's tokens
             tokenizer.encode(args.prompt, what="the prompt")
-    except ValueError as e:
+        if args.resume:  # the same model and vocabulary as the run it continues
+            check_resumable(args.out_dir / "last.npz", config, tokenizer)
+    except ValueError as e:  # CheckpointError is a ValueError too
         p.error(str(e))
-    check_run_folder(p, args, OUTPUTS)
     return args
+
+
+def model_config(args, tokenizer: Tokenizer) -> GPTConfig:
+    return GPTConfig(vocab_size=tokenizer.vocab_size, context_length=args.context_length,
+                     d_model=args.d_model, num_blocks=args.num_blocks,
+                     num_heads=args.num_heads, dropout=args.dropout)
 
 
 def train(args) -> dict:
@@ -118,10 +125,7 @@ def train(args) -> dict:
 
     tg.manual_seed(args.seed)  # the initial weights and the dropout masks
     batch_rng = np.random.default_rng(args.seed)  # which windows each training step sees
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, context_length=args.context_length,
-                       d_model=args.d_model, num_blocks=args.num_blocks,
-                       num_heads=args.num_heads, dropout=args.dropout)
-    model = GPT(config)
+    model = GPT(model_config(args, tokenizer))
     optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     last_path, best_path = args.out_dir / "last.npz", args.out_dir / "best.npz"
     step, best_val, train_seconds = 0, math.inf, 0.0

@@ -289,6 +289,11 @@ def test_a_second_run_into_the_same_folder_is_refused_and_loses_nothing(small_co
     with pytest.raises(SystemExit):  # both flags contradict each other
         train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--resume", "--overwrite"))
     assert "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # another model than the run's
+        train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--resume", "--d-model",
+                                             "32"))
+    assert "was made with other model settings (saved, here): {'d_model': (16, 32)}" in \
+        capsys.readouterr().err
     with pytest.raises(SystemExit):  # nothing to resume from
         train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path / "new", "--resume"))
     assert "--resume: there is no" in capsys.readouterr().err

@@ -286,13 +286,12 @@ def load_gpt(path) -> tuple[GPT, Tokenizer, dict]:
     return model, tokenizer, checkpoint
 
 
-def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
-               generators: dict | None = None) -> dict:
-    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
-    states, after checking that it was made with the same config and the same vocabulary."""
+def check_resumable(path, config: GPTConfig, tokenizer: Tokenizer) -> dict:
+    """Read the checkpoint at ``path`` (restoring nothing) and raise ``CheckpointError`` unless
+    it was made with ``config`` and the vocabulary of ``tokenizer``; return it."""
     source = str(path)
     checkpoint = load_checkpoint(path, restore_rng=False)
-    config, saved_tokenizer = _saved_parts(checkpoint, source)
+    saved_config, saved_tokenizer = _saved_parts(checkpoint, source)
     if saved_tokenizer.mode != tokenizer.mode:
         raise CheckpointError(
             f"{source} was trained with the {saved_tokenizer.mode} vocabulary "
@@ -304,9 +303,17 @@ def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
         raise CheckpointError(
             f"{source} has a different compact vocabulary ({saved_tokenizer.vocab_size:,} "
             f"tokens) from this one ({tokenizer.vocab_size:,}): it was made from another corpus")
-    if config != model.config:
-        different = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
-                     if getattr(model.config, k) != v}
+    if saved_config != config:
+        different = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
+                     if getattr(config, k) != v}
         raise CheckpointError(f"{source} was made with other model settings (saved, here): "
                               f"{different}")
+    return checkpoint
+
+
+def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
+               generators: dict | None = None) -> dict:
+    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
+    states, after checking that it was made with the same config and the same vocabulary."""
+    check_resumable(path, model.config, tokenizer)
     return load_checkpoint(path, model=model, optimizer=optimizer, generators=generators)
