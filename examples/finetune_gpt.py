@@ -13,10 +13,14 @@ cl100k ids up to the largest in its training corpus, a ``compact`` one only the 
 corpus (tiny Shakespeare's compact vocabulary holds 5 of the Tang poems' 788 tokens). So the
 vocabulary is *extended* first: the new corpus's missing ids are appended (for ``full``, the ids
 up to the new corpus's largest), and the embedding and output layer grow by as many rows,
-initialised as a fresh model's rows are. Known tokens keep their ids and rows. Either way the new tokens' embedding rows are untrained (an
-English model never saw Chinese) and stay frozen with the rest of the embedding, so the model
-adapts through its upper blocks and its output layer -- as fine-tuning with a frozen embedding
-does in both cases.
+initialised as a fresh model's rows are. Known tokens keep their ids and rows. Either way the
+new tokens' embedding rows are untrained (an English model never saw Chinese) and stay frozen
+with the rest of the embedding, so the model adapts through its upper blocks and its output
+layer -- as fine-tuning with a frozen embedding does in both cases.
+
+The run folder (``--out-dir``) gets config.json, metrics.csv (the training loss per step, the
+validation loss before and after), summary.json, loss.png and ``finetuned.npz``; an existing run
+there is never replaced without ``--overwrite``.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=positive_int, default=1000,
                    help="write the best checkpoint to disk at most every N epochs (and at the end)")
     p.add_argument("--points", type=positive_int, default=2000, help="grid points on [-π, π]")
-    p.add_argument("--seed", type=non_negative_int, default=42, help="seed of the split and of theta's init")
+    p.add_argument("--seed", type=non_negative_int, default=42,
+                   help="seed of the split and of theta's init")
     add_run_folder_flags(p, "runs/sin_fit")
     return p
 

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate and checkpoint every N steps")
     p.add_argument("--eval-iters", type=positive_int, default=10,
                    help="batches per split per evaluation")
-    p.add_argument("--seed", type=non_negative_int, default=1337, help="seed of the weights and batches")
+    p.add_argument("--seed", type=non_negative_int, default=1337,
+                   help="seed of the weights and batches")
     add_run_folder_flags(p, "runs/gpt", resume=True)
     p.add_argument("--sample-tokens", type=non_negative_int, default=200,
                    help="tokens to generate at the end (0: no sample)")

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate")
     p.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
                    help="AdamW decoupled weight decay")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data, weights and batches")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the data, weights and batches")
     add_run_folder_flags(p, "runs/transformer_regression")
     return p
 
