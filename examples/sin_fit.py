@@ -32,30 +32,67 @@ from tinygrad_lite.nn import functional as F
 from tinygrad_lite.train import (EarlyStopping, RunLogger, load_checkpoint, mae, mse, r2, rmse,
                                  save_checkpoint)
 from tinygrad_lite.train.checkpoint import atomic_write
+from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder, factor, make_parser,
+                                     non_negative_float, non_negative_int, positive_float,
+                                     positive_int)
+from tinygrad_lite.train.logger import RUN_FILES
+
+
+OUTPUTS = RUN_FILES + ("best.npz", "fit.png")  # what a run writes into --out-dir
+SPLIT = (0.7, 0.15)  # train and validation fractions; the test split gets the rest
+
+
+def split_sizes(points: int) -> tuple[int, int, int]:
+    n_train, n_val = int(SPLIT[0] * points), int(SPLIT[1] * points)
+    return n_train, n_val, points - n_train - n_val
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
+                   help="plain (momentum) gradient descent, or AdamW")
+    p.add_argument("--lr", type=positive_float, default=1e-6, help="initial learning rate")
+    p.add_argument("--momentum", type=non_negative_float, default=0.0, help="SGD momentum")
+    p.add_argument("--nesterov", action="store_true",
+                   help="SGD with Nesterov momentum (needs --momentum > 0)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                   help="L2 penalty (SGD) or decoupled decay (AdamW)")
+    p.add_argument("--epochs", type=positive_int, default=20_000,
+                   help="maximum number of epochs")
+    p.add_argument("--plateau-patience", type=non_negative_int, default=500,
+                   help="ReduceLROnPlateau: epochs without improvement before the lr drops")
+    p.add_argument("--plateau-factor", type=factor, default=0.5,
+                   help="ReduceLROnPlateau: the lr is multiplied by this, in (0, 1)")
+    p.add_argument("--min-lr", type=non_negative_float, default=1e-9,
+                   help="ReduceLROnPlateau: the lr never drops below this")
+    p.add_argument("--early-stop-patience", type=positive_int, default=2000,
+                   help="stop after this many epochs without a val improvement")
+    p.add_argument("--min-delta", type=non_negative_float, default=1e-12,
+                   help="the smallest val MSE decrease that counts as an improvement")
+    p.add_argument("--log-every", type=positive_int, default=100,
+                   help="print a log line every N epochs")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000,
+                   help="write the best checkpoint to disk at most every N epochs (and at the end)")
+    p.add_argument("--points", type=positive_int, default=2000, help="grid points on [-π, π]")
+    p.add_argument("--seed", type=non_negative_int, default=42,
+                   help="seed of the split and of theta's init")
+    add_run_folder_flags(p, "runs/sin_fit")
+    return p
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    p.add_argument("--lr", type=float, default=1e-6, help="initial learning rate")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
-    p.add_argument("--nesterov", action="store_true", help="SGD with Nesterov momentum")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=20_000, help="maximum number of epochs")
-    p.add_argument("--plateau-patience", type=int, default=500)
-    p.add_argument("--plateau-factor", type=float, default=0.5)
-    p.add_argument("--min-lr", type=float, default=1e-9)
-    p.add_argument("--early-stop-patience", type=int, default=2000)
-    p.add_argument("--min-delta", type=float, default=1e-12)
-    p.add_argument("--log-every", type=int, default=100, help="print a log line every N epochs")
-    p.add_argument("--checkpoint-every", type=int, default=1000,
-                   help="write the best checkpoint to disk at most every N epochs (and at the end)")
-    p.add_argument("--points", type=int, default=2000, help="grid points on [-π, π]")
-    p.add_argument("--seed", type=int, default=42, help="seed of the split and of theta's init")
-    p.add_argument("--out", type=Path, default=Path("runs/sin_fit"),
-                   help="directory for the checkpoint, the metrics log and the plots")
-    return p.parse_args(argv)
+    """The arguments, each checked, and checked together, before anything is trained."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    if min(split_sizes(args.points)) < 2:
+        enough = next(n for n in range(args.points, 100) if min(split_sizes(n)) >= 2)
+        p.error(f"argument --points: {args.points} points split 70/15/15 into "
+                f"{'/'.join(map(str, split_sizes(args.points)))} train/val/test points; every "
+                f"split needs at least 2 (use --points {enough} or more)")
+    if args.nesterov and (args.optimizer != "sgd" or args.momentum <= 0):
+        p.error("--nesterov needs --optimizer sgd and --momentum > 0")
+    check_run_folder(p, args, OUTPUTS)
+    return args
 
 
 class Cubic(nn.Module):
@@ -80,31 +117,31 @@ def make_optimizer(args, params):
     return optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
 
 
-def report(model, splits) -> None:
-    """The final table: MSE, RMSE, MAE and R² on each split."""
+def report(model, splits) -> dict:
+    """The final table: MSE, RMSE, MAE and R² on each split (also returned, for summary.json)."""
     print(f"\n{'split':<6} {'n':>5} {'MSE':>12} {'RMSE':>10} {'MAE':>10} {'R²':>9}")
+    results = {}
     with tg.no_grad():
         for name, (X, y) in splits.items():
             pred = model(tg.tensor(X)).numpy()
-            print(f"{name:<6} {len(y):>5} {mse(pred, y):>12.7f} {rmse(pred, y):>10.6f} "
-                  f"{mae(pred, y):>10.6f} {r2(pred, y):>9.4f}")
+            row = {"mse": mse(pred, y), "rmse": rmse(pred, y), "mae": mae(pred, y),
+                   "r2": r2(pred, y)}
+            results.update({f"{name}_{k}": v for k, v in row.items()})
+            print(f"{name:<6} {len(y):>5} {row['mse']:>12.7f} {row['rmse']:>10.6f} "
+                  f"{row['mae']:>10.6f} {row['r2']:>9.4f}")
+    return results
 
 
-def plot_fit(path: Path, x, y, pred) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 4))
+def plot_fit(path: Path, x, y, pred) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(x, y, label="sin(x)")
     ax.plot(x, pred, "--", label="cubic fit (best checkpoint)")
     ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
-    return True
 
 
 def main(argv=None) -> int:
@@ -115,8 +152,7 @@ def main(argv=None) -> int:
     x = np.linspace(-math.pi, math.pi, args.points)
     X_all, y_all = cubic_features(x), np.sin(x)
     dataset = TensorDataset(X_all, y_all)
-    n_train, n_val = int(0.7 * len(dataset)), int(0.15 * len(dataset))
-    parts = random_split(dataset, [n_train, n_val, len(dataset) - n_train - n_val],
+    parts = random_split(dataset, list(split_sizes(args.points)),
                          generator=np.random.default_rng(args.seed))
     splits = {name: (X_all[s.indices], y_all[s.indices])
               for name, s in zip(("train", "val", "test"), parts)}
@@ -137,10 +173,10 @@ def main(argv=None) -> int:
     print(f"optimizer: {optimizer.param_groups[0] | {'params': '[theta]'}}")
     print(f"initial theta: {np.array2string(model.theta.numpy(), precision=5)}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = args.out / "best.npz"
-    logger = RunLogger(args.out / "metrics.csv")
+    checkpoint_path = args.out_dir / "best.npz"
+    logger = RunLogger(args.out_dir / "metrics.csv")
     hyperparameters = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    logger.write_config(hyperparameters)
     # The best parameters are kept in memory on every improvement (with the reference settings
     # that is every epoch) and written to disk every --checkpoint-every epochs and at the end:
     # a durable atomic write costs milliseconds, an epoch here costs a fraction of one.
@@ -214,7 +250,7 @@ def main(argv=None) -> int:
     final.eval()
     print(f"\nreloaded {checkpoint_path}: epoch {saved['epoch']}, best val MSE "
           f"{saved['extra']['best_val_mse']:.7g}, lr {saved['extra']['lr']:.3g}")
-    report(final, splits)
+    results = report(final, splits)
 
     print("\npredictions of the best model:")
     probe = np.array([-math.pi, -math.pi / 2, 0.0, math.pi / 2, math.pi])
@@ -249,12 +285,15 @@ def main(argv=None) -> int:
         print("Settings that reach the optimum: --optimizer adamw --lr 0.05, or "
               "--optimizer sgd --lr 0.001 --momentum 0.9")
 
-    if logger.plot(args.out / "loss.png", "epoch", ["train_mse", "val_mse"], logy=True,
-                   title="sin(x) cubic fit: MSE"):
-        plot_fit(args.out / "fit.png", x, y_all, X_all @ theta_fit)
-        print(f"plots: {args.out / 'loss.png'}, {args.out / 'fit.png'}")
-    print(f"checkpoint: {checkpoint_path}   metrics: {logger.path}   "
-          f"({epoch} epochs, {train_seconds:.1f} s)")
+    logger.plot(args.out_dir / "loss.png", "epoch", ["train_mse", "val_mse"], logy=True,
+                title="sin(x) cubic fit: MSE")
+    plot_fit(args.out_dir / "fit.png", x, y_all, X_all @ theta_fit)
+    logger.write_summary({"epochs": epoch, "best_epoch": saved["epoch"],
+                          "best_val_mse": saved["extra"]["best_val_mse"], **results,
+                          "test_mse_optimum": test_opt, "train_seconds": train_seconds,
+                          "theta": theta_fit.tolist()})
+    print(f"run folder: {args.out_dir} (config.json, metrics.csv, summary.json, loss.png, "
+          f"fit.png, best.npz; {epoch} epochs, {train_seconds:.1f} s)")
     return 0
 
 

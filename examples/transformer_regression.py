@@ -11,7 +11,10 @@ Linear(64 → 1). Training: DataLoader (batch 32, shuffled), MSELoss, AdamW (lr 
 predictions in eval mode under no_grad.
 
     python examples/transformer_regression.py            # 50 epochs
-    python examples/transformer_regression.py --epochs 5
+    python examples/transformer_regression.py --epochs 5 --out-dir runs/regression_5
+
+The run folder (``--out-dir``) gets config.json, metrics.csv (one row per epoch),
+summary.json and loss.png; an existing run there is never replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 import tinygrad_lite as tg
 from tinygrad_lite import nn, optim
 from tinygrad_lite.data import DataLoader, TensorDataset, random_split
-from tinygrad_lite.train import mse, progress, r2
+from tinygrad_lite.train import RunLogger, mse, progress, r2
+from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder, make_parser,
+                                     non_negative_float, non_negative_int, positive_float,
+                                     positive_int)
+from tinygrad_lite.train.logger import RUN_FILES
+
+MIN_SAMPLES = 10  # the 80/20 split then leaves at least 2 validation samples (R² needs 2)
 
 
 class SequenceRegressor(nn.Module):
@@ -55,16 +66,36 @@ def make_data(n: int, seq_len: int, n_features: int, rng: np.random.Generator):
     return x, y.astype(np.float32)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--samples", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--seed", type=int, default=0)
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=positive_int, default=50, help="passes over the training set")
+    p.add_argument("--samples", type=positive_int, default=1000,
+                   help=f"sequences generated, split 80/20 (at least {MIN_SAMPLES})")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="sequences per step")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4,
+                   help="AdamW decoupled weight decay")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the data, weights and batches")
+    add_run_folder_flags(p, "runs/transformer_regression")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The arguments, each checked, and checked together, before anything is trained."""
+    p = build_parser()
     args = p.parse_args(argv)
+    if args.samples < MIN_SAMPLES:
+        p.error(f"argument --samples: {args.samples} sequences leave fewer than 2 for "
+                f"validation after the 80/20 split; use --samples {MIN_SAMPLES} or more")
+    check_run_folder(p, args, RUN_FILES)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    log = RunLogger(args.out_dir / "metrics.csv")
+    log.write_config({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
 
     tg.manual_seed(args.seed)
     x, y = make_data(args.samples, 5, 10, np.random.default_rng(args.seed))
@@ -80,13 +111,14 @@ def main(argv=None) -> int:
     scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     print(f"{model.num_parameters():,} parameters; {len(train_set)} train / {len(val_set)} "
           f"validation samples, {len(loader)} batches per epoch")
-    print(f"{'epoch':>5} {'train loss':>11} {'val loss':>10} {'lr':>9} {'grad norm':>10} "
-          f"{'time':>6}")
+    # Lines printed during training go through tqdm.write, above the progress bar.
+    tqdm.write(f"{'epoch':>5} {'train loss':>11} {'val loss':>10} {'lr':>9} {'grad norm':>10} "
+               f"{'time':>6}")
 
     model.eval()
     with tg.no_grad():
         initial_val_loss = mse(model(x_val), y_val)
-    print(f"{0:>5} {'':>11} {initial_val_loss:>10.5f}   (before training)")
+    tqdm.write(f"{0:>5} {'':>11} {initial_val_loss:>10.5f}   (before training)")
 
     start = time.perf_counter()
     first_train_loss = None
@@ -110,15 +142,18 @@ def main(argv=None) -> int:
             val_loss = mse(model(x_val), y_val)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
-        print(f"{epoch:>5} {train_loss:>11.5f} {val_loss:>10.5f} {lr:>9.2e} {norm:>10.3f} "
-              f"{time.perf_counter() - epoch_start:>5.2f}s")
+        epoch_seconds = time.perf_counter() - epoch_start
+        log.log(epoch=epoch, train_loss=train_loss, val_loss=val_loss, lr=lr,
+                grad_norm=float(norm), epoch_seconds=round(epoch_seconds, 3))
+        tqdm.write(f"{epoch:>5} {train_loss:>11.5f} {val_loss:>10.5f} {lr:>9.2e} {norm:>10.3f} "
+                   f"{epoch_seconds:>5.2f}s")
     seconds = time.perf_counter() - start
 
     model.eval()
     with tg.no_grad():
         predictions = model(x_val).numpy()
     print("\nvalidation predictions (eval mode, no_grad):")
-    for i in range(5):
+    for i in range(min(5, len(y_val))):
         print(f"  target {y_val[i]:+.4f}   prediction {predictions[i]:+.4f}")
     print(f"\ntrain loss: epoch 1 {first_train_loss:.5f} -> epoch {args.epochs} {train_loss:.5f} "
           f"({first_train_loss / train_loss:.1f}x lower)")
@@ -127,6 +162,14 @@ def main(argv=None) -> int:
           f"({initial_val_loss / final_val_loss:.0f}x lower), R² {r2(predictions, y_val):.4f} "
           f"(predicting the mean gives MSE ≈ 1)")
     print(f"time: {seconds:.1f} s for {args.epochs} epochs ({seconds / args.epochs:.2f} s/epoch)")
+    log.plot(args.out_dir / "loss.png", "epoch", ["train_loss", "val_loss"], logy=True,
+             title="Transformer regressor: MSE")
+    log.write_summary({"epochs": args.epochs, "train_loss": train_loss,
+                       "first_train_loss": first_train_loss, "val_loss": final_val_loss,
+                       "initial_val_loss": initial_val_loss, "val_r2": r2(predictions, y_val),
+                       "parameters": model.num_parameters(), "train_seconds": seconds,
+                       "seconds_per_epoch": seconds / args.epochs})
+    print(f"run folder: {args.out_dir} (config.json, metrics.csv, summary.json, loss.png)")
     return 0
 
 

@@ -1,7 +1,9 @@
 """The tiny GPT (tinygrad_lite/models/gpt.py) and its example scripts, on tiny configurations."""
 
 import importlib.util
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from tinygrad_lite.models.gpt import (GPT, GPTConfig, load_gpt, resume_gpt, samp
                                       save_gpt_checkpoint)
 from tinygrad_lite.optim import AdamW
 from tinygrad_lite.text import Tokenizer
-from tinygrad_lite.train.checkpoint import CheckpointError
+from tinygrad_lite.train.checkpoint import CheckpointError, load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 SHAKESPEARE = REPO / "data" / "tinyshakespeare.txt"
@@ -135,6 +137,54 @@ def test_greedy_generation_equals_top_k_1():
     assert np.array_equal(greedy, top1)
 
 
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(temperature=float("nan")), ValueError, "generate: temperature must be a finite number "
+                                                 r">= 0 \(0: greedy\), got nan"),
+    (dict(temperature=float("inf")), ValueError, "got inf"),
+    (dict(temperature=-0.5), ValueError, "got -0.5"),
+    (dict(temperature="1.0"), TypeError, "generate: temperature must be a number, got '1.0'"),
+    (dict(temperature=True), TypeError, "generate: temperature must be a number, got True"),
+    (dict(top_k=2.5), TypeError, "generate: top_k must be an integer >= 1 or None .*got 2.5"),
+    (dict(top_k=True), TypeError, "got True"),
+    (dict(top_k=0), ValueError, "generate: top_k must be >= 1 or None .*got 0"),
+    (dict(top_k=-3), ValueError, "got -3"),
+    (dict(max_new_tokens=2.5), ValueError, "generate: max_new_tokens must be an integer >= 0"),
+    (dict(max_new_tokens=-1), ValueError, "got -1"),
+])
+def test_generate_refuses_bad_sampling_settings(kwargs, error, message):
+    model = GPT(tiny_config())
+    settings = {"max_new_tokens": 3, **kwargs}
+    with pytest.raises(error, match=message):
+        model.generate(np.array([[1, 2]]), **settings)
+
+
+def test_a_tiny_temperature_is_greedy_not_nan():
+    """(logits - max) / T is computed with the max subtracted first: no inf - inf = NaN, and as
+    T -> 0 the sampling becomes the argmax (it used to sample token 0 forever)."""
+    tg.manual_seed(9)
+    model = GPT(tiny_config())
+    prompt = np.array([[3, 4], [7, 1]])
+    greedy = model.generate(prompt, 12, temperature=0.0)
+    for temperature in (1e-320, 1e-300, 1e-30):
+        tiny = model.generate(prompt, 12, temperature=temperature, top_k=5,
+                              rng=np.random.default_rng(1))
+        np.testing.assert_array_equal(tiny, greedy)
+    assert len(set(greedy[0, 2:].tolist())) > 1  # not a constant token
+    logits = np.array([[1.0, 3.0, 2.0], [0.5, 0.5, -1.0]])
+    drawn = {tuple(sample_next(logits, 1e-320, None, np.random.default_rng(s))[:, 0])
+             for s in range(50)}
+    assert drawn == {(1, 0), (1, 1)}  # the argmax; an exact tie stays a fair draw
+
+
+def test_top_k_beyond_the_vocabulary_means_all_tokens():
+    tg.manual_seed(10)
+    model = GPT(tiny_config(vocab_size=20))
+    prompt = np.array([[1, 2]])
+    capped = model.generate(prompt, 8, top_k=np.int64(10_000), rng=np.random.default_rng(2))
+    everything = model.generate(prompt, 8, top_k=None, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(capped, everything)
+
+
 def test_sampling_respects_top_k():
     logits = np.random.default_rng(6).normal(size=(1, 50))
     allowed = set(np.argsort(logits[0])[-3:])
@@ -200,6 +250,59 @@ def test_resume_continues_exactly(small_corpus, tmp_path):
     assert len((tmp_path / "b" / "metrics.csv").read_text().splitlines()) == 1 + 5  # 0,5,..,20
 
 
+def test_resume_continues_the_training_clock(small_corpus, tmp_path):
+    train_gpt = load_example("train_gpt")
+    first = train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path, "--max-iters", "10")))
+    resumed = train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path, "--max-iters", "20", "--resume")))
+    # The first part's seconds are carried over in the checkpoint and added to, not restarted.
+    assert resumed["train_seconds"] > first["train_seconds"] > 0
+    assert resumed["ms_per_step"] == pytest.approx(1000 * resumed["train_seconds"] / 20)
+    clock = [float(line.split(",")[-1]) for line in
+             (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(clock) == 5 and clock == sorted(clock)  # steps 0, 5, 10, 15, 20
+    assert clock[2] == round(first["train_seconds"], 3) and clock[-1] > clock[2]
+    saved = load_checkpoint(tmp_path / "last.npz", restore_rng=False)
+    assert saved["extra"]["train_seconds"] == resumed["train_seconds"]
+    assert json.loads((tmp_path / "summary.json").read_text())["train_seconds"] == \
+        resumed["train_seconds"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused_and_loses_nothing(small_corpus, tmp_path,
+                                                                         capsys):
+    train_gpt = load_example("train_gpt")
+    train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path, "--max-iters", "5")))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {"config.json", "metrics.csv", "summary.json", "loss.png",
+                           "best.npz", "last.npz"}
+    with pytest.raises(SystemExit) as exit_info:
+        train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--max-iters", "5"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} already holds a run; a new run would replace" in err
+    for name in before:
+        assert name in err
+    assert "--overwrite" in err and "--resume" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(SystemExit):  # both flags contradict each other
+        train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--resume", "--overwrite"))
+    assert "give one of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # another model than the run's
+        train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--resume", "--d-model",
+                                             "32"))
+    assert "was made with other model settings (saved, here): {'d_model': (16, 32)}" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit):  # nothing to resume from
+        train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path / "new", "--resume"))
+    assert "--resume: there is no" in capsys.readouterr().err
+    summary = train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path, "--max-iters", "10", "--overwrite")))
+    assert summary["steps"] == 10 and load_checkpoint(tmp_path / "last.npz",
+                                                      restore_rng=False)["step"] == 10
+
+
 def test_training_script_starts_near_ln_v_and_learns(small_corpus, tmp_path):
     train_gpt = load_example("train_gpt")
     summary = train_gpt.train(train_gpt.parse_args(tiny_train_args(
@@ -210,17 +313,22 @@ def test_training_script_starts_near_ln_v_and_learns(small_corpus, tmp_path):
     assert summary["tokens_per_second"] > 0
 
 
-def test_empty_or_too_short_corpus_is_refused(tmp_path):
+def test_empty_or_too_short_corpus_is_refused_before_training(tmp_path, capsys):
     train_gpt = load_example("train_gpt")
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    with pytest.raises(ValueError, match="is empty"):
-        train_gpt.train(train_gpt.parse_args(tiny_train_args(empty, tmp_path)))
+    with pytest.raises(SystemExit) as exit_info:
+        train_gpt.parse_args(tiny_train_args(empty, tmp_path))
+    assert exit_info.value.code == 2
+    assert "argument --data: " in capsys.readouterr().err
     short = tmp_path / "short.txt"
     short.write_text("To be, or not to be, that is the question: " * 3)  # ~40 tokens
-    with pytest.raises(ValueError, match=r"the val split has \d+ tokens, fewer than "
-                                         r"context_length \+ 1 = 17"):
-        train_gpt.train(train_gpt.parse_args(tiny_train_args(short, tmp_path)))
+    with pytest.raises(SystemExit) as exit_info:
+        train_gpt.parse_args(tiny_train_args(short, tmp_path))
+    assert exit_info.value.code == 2
+    assert re.search(r"the val split has \d+ tokens, fewer than context_length \+ 1 = 17",
+                     capsys.readouterr().err)
+    assert set(tmp_path.iterdir()) == {empty, short}  # no run folder was started
 
 
 def test_finetune_freezes_the_lower_layers_and_extends_a_compact_vocabulary(small_corpus,

@@ -9,13 +9,14 @@ import os
 
 import numpy as np
 import pytest
+from tqdm.auto import tqdm
 
 import tinygrad_lite as tg
 from tinygrad_lite import nn, optim
 from tinygrad_lite.data import DataLoader, TensorDataset
 from tinygrad_lite.train import (CheckpointError, EarlyStopping, RunLogger, accuracy,
                                  load_checkpoint, mae, mse, progress, r2, rmse, save_checkpoint)
-from tinygrad_lite.train.progress import SimpleProgress
+from tinygrad_lite.train.logger import RUN_FILES, existing_run_files
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -182,6 +183,9 @@ def test_run_logger_csv_and_jsonl(tmp_path):
     with pytest.raises(ValueError, match=r"columns \['new'\] are not in the CSV header"):
         log.log(epoch=3, new=1)
     again = RunLogger(tmp_path / "m.csv", append=True)
+    # The earlier rows are read back (numbers as floats, empty cells left out), so a plot after
+    # a resume draws the whole run.
+    assert again.rows == [{"epoch": 1.0, "loss": 0.5, "val": 0.25}, {"epoch": 2.0, "loss": 0.25}]
     again.log(epoch=3, loss=0.125)
     assert (tmp_path / "m.csv").read_text().endswith("3,0.125,\n")
     jl = RunLogger(tmp_path / "m.jsonl")
@@ -189,28 +193,44 @@ def test_run_logger_csv_and_jsonl(tmp_path):
     jl.log(step=2, acc=0.5)
     lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert lines == [{"step": 1, "loss": 1.0}, {"step": 2, "acc": 0.5}]
+    assert RunLogger(tmp_path / "m.jsonl", append=True).rows == lines
     with pytest.raises(ValueError, match=".csv or .jsonl"):
         RunLogger(tmp_path / "m.txt")
 
 
-def test_plot_is_optional(tmp_path):
+def test_plot_writes_a_png(tmp_path):
     log = RunLogger(tmp_path / "m.csv")
     for i in range(5):
         log.log(epoch=i, train=1.0 / (i + 1), val=1.5 / (i + 1))
-    result = log.plot(tmp_path / "curves.png", "epoch", ["train", "val"])
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        assert result is None and not (tmp_path / "curves.png").exists()
-    else:
-        assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert log.plot(tmp_path / "curves.png", "epoch", ["train", "val"]) == tmp_path / "curves.png"
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_progress_is_quiet_off_a_terminal(capsys):
-    assert list(progress(range(5), desc="x")) == [0, 1, 2, 3, 4]  # pytest captures: no tty
+def test_run_logger_writes_config_and_summary_next_to_the_metrics(tmp_path):
+    log = RunLogger(tmp_path / "run" / "metrics.csv")
+    log.write_config({"lr": 0.001, "out_dir": tmp_path / "run"})
+    log.write_summary({"val_loss": 0.25})
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {
+        "lr": 0.001, "out_dir": str(tmp_path / "run")}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == {"val_loss": 0.25}
+
+
+def test_existing_run_files_lists_what_a_new_run_would_replace(tmp_path):
+    assert existing_run_files(tmp_path / "missing") == []
+    (tmp_path / "metrics.csv").write_text("step\n")
+    (tmp_path / "best.npz").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert existing_run_files(tmp_path, RUN_FILES + ("best.npz",)) == [
+        tmp_path / "metrics.csv", tmp_path / "best.npz"]
+
+
+def test_progress_is_tqdm_and_quiet_off_a_terminal(capsys):
+    bar = progress(range(5), desc="x")  # pytest captures the output: not a terminal
+    assert isinstance(bar, tqdm)
+    assert list(bar) == [0, 1, 2, 3, 4]
     assert capsys.readouterr().err == ""
-    bar = SimpleProgress(range(3), desc="train", disable=False)
-    bar.set_postfix(loss=0.5)
-    assert list(bar) == [0, 1, 2]
+    shown = progress(range(3), desc="train", disable=False)
+    shown.set_postfix(loss=0.5)
+    assert list(shown) == [0, 1, 2]
     err = capsys.readouterr().err
     assert "train" in err and "3/3" in err and "loss=0.5" in err

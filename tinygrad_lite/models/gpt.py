@@ -16,6 +16,7 @@ package's checkpoint format (``tinygrad_lite/train/checkpoint.py``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,20 +123,22 @@ class GPT(nn.Module):
         """Append ``max_new_tokens`` sampled tokens to each row of ``idx`` (B, T0) and return
         the ids (B, T0 + max_new_tokens).
 
-        Each step reads at most the last ``context_length`` tokens, divides the last position's
-        logits by ``temperature`` (0 means greedy: always the most likely token), keeps only the
-        ``top_k`` most likely tokens and samples from their softmax with ``rng``. Runs in eval
-        mode (no dropout) without building a graph; the previous mode is restored afterwards.
+        Each step reads at most the last ``context_length`` tokens, keeps only the ``top_k``
+        most likely tokens of the last position (``top_k`` larger than the vocabulary means all
+        of them, as in nanoGPT's ``min(top_k, V)``), divides their logits by ``temperature``
+        and samples from their softmax with ``rng``. ``temperature`` is a finite number >= 0:
+        0 means greedy (always the most likely token, as in llama.cpp or the OpenAI API), and a
+        tiny positive one tends to greedy smoothly (see ``sample_next``) -- never to NaN. Runs
+        in eval mode (no dropout) without building a graph; the previous mode is restored
+        afterwards.
         """
         ids = np.atleast_2d(idx.data if isinstance(idx, Tensor) else np.asarray(idx))
         self._check_ids(ids[:, -self.config.context_length:], "idx")
         ids = ids.astype(np.int64, copy=False)
-        if max_new_tokens < 0:
-            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0:
-            raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
-        if top_k is not None and not 1 <= top_k:
-            raise ValueError(f"generate: top_k must be >= 1 (or None for all tokens), got {top_k}")
+        if not _is_int(max_new_tokens) or max_new_tokens < 0:
+            raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got "
+                             f"{max_new_tokens!r}")
+        check_sampling_settings("generate", temperature, top_k)
         if ids.shape[1] == 0:
             raise ValueError("generate: the prompt needs at least one token")
         rng = rng if rng is not None else np.random.default_rng()
@@ -174,16 +177,44 @@ class GPT(nn.Module):
         self.config = dataclasses.replace(self.config, vocab_size=vocab_size)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_sampling_settings(function: str, temperature, top_k) -> None:
+    """Raise a TypeError/ValueError naming ``function`` for a temperature that is not a finite
+    number >= 0, or a ``top_k`` that is not a positive integer (or None)."""
+    if not isinstance(temperature, (int, float, np.integer, np.floating)) or \
+            isinstance(temperature, (bool, np.bool_)):
+        raise TypeError(f"{function}: temperature must be a number, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"{function}: temperature must be a finite number >= 0 (0: greedy), got "
+                         f"{temperature!r}")
+    if top_k is not None and not _is_int(top_k):
+        raise TypeError(f"{function}: top_k must be an integer >= 1 or None (all tokens), got "
+                        f"{top_k!r}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"{function}: top_k must be >= 1 or None (all tokens), got {top_k!r}")
+
+
 def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
                 rng: np.random.Generator) -> np.ndarray:
-    """One token id per row of ``logits`` (B, V), as a (B, 1) int64 array."""
+    """One token id per row of ``logits`` (B, V), as a (B, 1) int64 array.
+
+    The maximum is subtracted *before* dividing by the temperature: ``(logits - max) / T`` is
+    <= 0 everywhere and 0 at the likeliest token, so for a tiny ``T`` (1e-320) the other tokens
+    get probability exp(-inf) = 0 and sampling becomes greedy, as the limit T -> 0 should --
+    dividing first would give inf - inf = NaN and a meaningless token.
+    """
+    check_sampling_settings("sample_next", temperature, top_k)
     if temperature == 0:
         return logits.argmax(axis=-1)[:, None]
-    logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth_largest = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
         logits = np.where(logits < kth_largest, -np.inf, logits)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    with np.errstate(over="ignore"):  # (-5 / 1e-320 = -inf is the intended value)
+        scaled = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+    probs = np.exp(scaled)
     cdf = np.cumsum(probs, axis=-1)
     # Inverse-CDF sampling: the first id whose cumulative probability exceeds u ~ U(0, total).
     u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
@@ -255,13 +286,12 @@ def load_gpt(path) -> tuple[GPT, Tokenizer, dict]:
     return model, tokenizer, checkpoint
 
 
-def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
-               generators: dict | None = None) -> dict:
-    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
-    states, after checking that it was made with the same config and the same vocabulary."""
+def check_resumable(path, config: GPTConfig, tokenizer: Tokenizer) -> dict:
+    """Read the checkpoint at ``path`` (restoring nothing) and raise ``CheckpointError`` unless
+    it was made with ``config`` and the vocabulary of ``tokenizer``; return it."""
     source = str(path)
     checkpoint = load_checkpoint(path, restore_rng=False)
-    config, saved_tokenizer = _saved_parts(checkpoint, source)
+    saved_config, saved_tokenizer = _saved_parts(checkpoint, source)
     if saved_tokenizer.mode != tokenizer.mode:
         raise CheckpointError(
             f"{source} was trained with the {saved_tokenizer.mode} vocabulary "
@@ -273,9 +303,17 @@ def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
         raise CheckpointError(
             f"{source} has a different compact vocabulary ({saved_tokenizer.vocab_size:,} "
             f"tokens) from this one ({tokenizer.vocab_size:,}): it was made from another corpus")
-    if config != model.config:
-        different = {k: (v, getattr(model.config, k)) for k, v in config.to_dict().items()
-                     if getattr(model.config, k) != v}
+    if saved_config != config:
+        different = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
+                     if getattr(config, k) != v}
         raise CheckpointError(f"{source} was made with other model settings (saved, here): "
                               f"{different}")
+    return checkpoint
+
+
+def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
+               generators: dict | None = None) -> dict:
+    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
+    states, after checking that it was made with the same config and the same vocabulary."""
+    check_resumable(path, model.config, tokenizer)
     return load_checkpoint(path, model=model, optimizer=optimizer, generators=generators)

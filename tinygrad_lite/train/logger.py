@@ -1,8 +1,15 @@
-"""A run logger: one row of metrics per call, appended to a CSV or JSON Lines file, and the
-train/validation curves drawn to a PNG when matplotlib is installed.
+"""A run logger: one row of metrics per call, appended to a CSV or JSON Lines file, the run's
+settings and final results as JSON next to it, and the train/validation curves drawn to a PNG.
+
+A run folder, as every example writes it (and ``python -m tinygrad_lite.runs compare`` reads it)::
+
+    config.json    the settings of the run          (RunLogger.write_config)
+    metrics.csv    one row per evaluation            (RunLogger.log)
+    summary.json   the final metrics and speed       (RunLogger.write_summary)
+    loss.png       the loss curves                   (RunLogger.plot)
 
 Rows are appended and flushed one whole line at a time, so a crash loses at most the line being
-written and the file is always readable; ``plot`` writes its PNG atomically.
+written and the file is always readable; the JSON files and the PNG are written atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +21,47 @@ import math
 from pathlib import Path
 
 from .checkpoint import atomic_write
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "loss.png")
+
+
+def existing_run_files(folder, names=RUN_FILES) -> list[Path]:
+    """The files among ``names`` that already exist in ``folder``: what a new run writing those
+    names there would destroy."""
+    folder = Path(folder)
+    return [folder / name for name in names if (folder / name).exists()]
+
+
+def write_json(path, values: dict) -> Path:
+    """Write ``values`` as indented JSON, atomically (Paths become strings)."""
+    text = json.dumps(values, indent=2, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return Path(path)
+
+
+def _cell(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_metrics(path) -> tuple[list[str] | None, list[dict]]:
+    """The columns and rows of a metrics file written by ``RunLogger``: for ``.csv`` numbers come
+    back as floats and empty cells are left out of their row; ``.jsonl`` rows as stored (and
+    columns None)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return None, [json.loads(line) for line in lines if line.strip()]
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    if not table:
+        return None, []
+    columns = table[0]
+    rows = [{k: _cell(v) for k, v in zip(columns, line) if v != ""} for line in table[1:]
+            if line]
+    return columns, rows
 
 
 class RunLogger:
@@ -33,9 +81,10 @@ class RunLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self.columns: list[str] | None = None
-        if append and self.path.exists() and self.format == "csv":
-            with open(self.path, newline="") as f:
-                self.columns = next(csv.reader(f), None)
+        if append and self.path.exists():
+            # The earlier rows too, so that plot() after a resume draws the whole run.
+            columns, self.rows = read_metrics(self.path)
+            self.columns = columns if self.format == "csv" else None
         elif not append:
             self.path.write_text("")
 
@@ -63,22 +112,26 @@ class RunLogger:
             f.write(line)
             f.flush()
 
-    def plot(self, path, x: str, ys, title: str = "", logy: bool = False) -> Path | None:
-        """Draw the columns ``ys`` against ``x`` into a PNG at ``path``. Returns the path, or
-        None (doing nothing) when matplotlib is not installed."""
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return None
+    def write_config(self, config: dict) -> Path:
+        """The run's settings as ``config.json`` in the metrics file's folder."""
+        return write_json(self.path.parent / "config.json", config)
+
+    def write_summary(self, summary: dict) -> Path:
+        """The run's final metrics as ``summary.json`` in the metrics file's folder."""
+        return write_json(self.path.parent / "summary.json", summary)
+
+    def plot(self, path, x: str, ys, title: str = "", logy: bool = False) -> Path:
+        """Draw the columns ``ys`` against ``x`` into a PNG at ``path``; return the path."""
+        from matplotlib.figure import Figure  # here, not at the top: importing it takes ~0.3 s
+
         ys = [ys] if isinstance(ys, str) else list(ys)
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))  # no pyplot: no global figure state, no GUI backend
+        ax = fig.subplots()
         for y in ys:
             points = [(r[x], r[y]) for r in self.rows if x in r and isinstance(r.get(y), float)
                       and math.isfinite(r[y])]
-            if points:
-                ax.plot(*zip(*points), label=y)
+            if points:  # a sparse series (evaluations only at the ends) shows its points
+                ax.plot(*zip(*points), marker="o" if len(points) <= 30 else None, label=y)
         ax.set_xlabel(x)
         if logy:
             ax.set_yscale("log")
@@ -86,5 +139,4 @@ class RunLogger:
         ax.legend()
         fig.tight_layout()
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-        plt.close(fig)
         return Path(path)
