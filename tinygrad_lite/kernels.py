@@ -29,6 +29,13 @@ Settings:
 * ``TGL_GEMM_PORTABLE=1`` / ``force_portable_gemm(True)``: use the portable C GEMM micro-kernel
   instead of the AVX-512/AVX2 one (for testing that path on a machine that has the wide one).
 
+Fork: in a child made by ``os.fork()`` (a ``multiprocessing`` worker with the "fork" start
+method, the default on Linux before Python 3.14) the kernels run on one thread. GCC's OpenMP
+runtime is not fork-safe: a multi-threaded call in the child of a process that has already
+used threads would wait forever for worker threads that were not copied. One thread never
+enters the thread pool, so the child works; ``set_num_threads(n > 1)`` there raises. Use the
+"spawn" or "forkserver" start method for threaded kernels in workers.
+
 Output arrays of 4 MiB and more are carved from memory maps that are reused once every view of
 an earlier output is gone (see ``_empty``); ``empty_cache()`` releases the unused ones.
 
@@ -155,11 +162,38 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the C kernels may use (a positive integer)."""
+    """Set the number of threads the C kernels may use (a positive integer).
+
+    In a process made by ``os.fork()`` (e.g. a ``multiprocessing`` worker with the "fork" start
+    method) only 1 is allowed: see "Fork" in the module docstring.
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads needs a positive integer, got {n!r}")
+    if _forked_child and n > 1:
+        raise RuntimeError(f"set_num_threads({n}): this process was made by os.fork() (e.g. a "
+                           f"multiprocessing worker with the 'fork' start method), where the "
+                           f"OpenMP runtime cannot start threads (it would hang); the kernels "
+                           f"run on 1 thread here. For threaded kernels in workers use the "
+                           f"'spawn' or 'forkserver' start method.")
     _num_threads = int(n)
+
+
+# Fork: the OpenMP runtime (GCC's libgomp) keeps a pool of worker threads after the first
+# parallel region. os.fork() copies only the calling thread, but the child inherits libgomp's
+# record of the pool, so the child's next parallel region waits forever for workers that do not
+# exist. So a forked child runs the kernels on one thread: every C kernel then skips its
+# parallel region (`if (nt > 1)` / `nt <= 1` in csrc/) and never touches the pool.
+_forked_child = False
+
+
+def _after_fork_in_child() -> None:
+    global _num_threads, _forked_child
+    _num_threads, _forked_child = 1, True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _portable_forced = False
