@@ -29,6 +29,10 @@ Settings:
 * ``TGL_GEMM_PORTABLE=1`` / ``force_portable_gemm(True)``: use the portable C GEMM micro-kernel
   instead of the AVX-512/AVX2 one (for testing that path on a machine that has the wide one).
 
+Each variable is checked at import: ``TGL_BACKEND`` is ``c`` or ``numpy``, ``TGL_NUM_THREADS`` a
+positive integer, ``TGL_GEMM_PORTABLE`` one of 1/true/yes/on or 0/false/no/off (any case); unset
+or empty means the default, and any other value raises ValueError naming it.
+
 Fork: in a child made by ``os.fork()`` (a ``multiprocessing`` worker with the "fork" start
 method, the default on Linux before Python 3.14) the kernels run on one thread. GCC's OpenMP
 runtime is not fork-safe: a multi-threaded call in the child of a process that has already
@@ -56,10 +60,31 @@ import weakref
 
 import numpy as np
 
+# -- the environment variables read here, each validated: a typo must not be silently ignored --
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _env_choice(name: str, choices: tuple, default: str) -> str:
+    """The value of environment variable ``name`` (case-insensitive, unset or empty: default),
+    or a ValueError naming the variable, its value and the accepted values."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in choices:
+        raise ValueError(f"tinygrad_lite: the environment variable {name}="
+                         f"{os.environ[name]!r} is not valid; accepted values: "
+                         f"{', '.join(choices)} (or unset)")
+    return text
+
+
+def _env_flag(name: str) -> bool:
+    """A yes/no environment variable: 1/true/yes/on or 0/false/no/off, unset means no."""
+    return _env_choice(name, _TRUE + _FALSE, "0") in _TRUE
+
+
 _BACKENDS = ("c", "numpy")
-_backend = os.environ.get("TGL_BACKEND", "c").strip().lower() or "c"
-if _backend not in _BACKENDS:
-    raise ValueError(f"TGL_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
+_backend = _env_choice("TGL_BACKEND", _BACKENDS, "c")
 
 # --------------------------------------------------------------------------------------------
 # Loading the C module
@@ -144,13 +169,11 @@ def _threads_from_env() -> int:
     text = os.environ.get("TGL_NUM_THREADS", "").strip()
     if not text:
         return _available_cpus()
-    try:
-        n = int(text)
-    except ValueError:
-        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {n}")
-    return n
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"tinygrad_lite: the environment variable TGL_NUM_THREADS={text!r} is "
+                         f"not valid; accepted values: a positive integer such as 1 or 4 (or "
+                         f"unset: the CPUs available, here {_available_cpus()})")
+    return int(text)
 
 
 _num_threads = _threads_from_env()
@@ -235,7 +258,7 @@ def gemm_path() -> str:
     return _GEMM_PATHS.get(_require_c("gemm_path").tgl_gemm_path(), "portable")
 
 
-if _lib is not None and os.environ.get("TGL_GEMM_PORTABLE", "").strip() == "1":
+if _env_flag("TGL_GEMM_PORTABLE") and _lib is not None:
     _set_portable(True)
 
 
