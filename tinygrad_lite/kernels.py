@@ -13,7 +13,9 @@ Two backends implement them:
   environment, ``set_backend("numpy")`` or ``with use_backend("numpy"): ...``.
 
 If the C module is missing and the "c" backend is in use, importing this module raises an
-ImportError that says how to build it -- there is no silent fallback to NumPy.
+ImportError that says how to build it -- there is no silent fallback to NumPy. (The usual way to
+get there: running Python in the repository root after a non-editable ``pip install .``: the
+source folder, which has no compiled module, shadows the installed package; the error says so.)
 
 Why so much checking? C has no bounds checks: a wrong stride, a short buffer or an out-of-range
 class index would read or write memory it does not own and crash the process (or, worse, give
@@ -51,11 +53,14 @@ the cores our OpenMP kernels are about to use. Elementwise NumPy is fine.
 from __future__ import annotations
 
 import contextlib
+import glob
+import importlib.machinery
 import itertools
 import math
 import mmap
 import operator
 import os
+import sys
 import weakref
 
 import numpy as np
@@ -108,8 +113,52 @@ try:
 except ImportError as exc:  # not built (or built for another Python)
     _load_error = exc
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _built_module_in(folder: str) -> str | None:
+    """Path of a compiled tinygrad_lite._C in ``folder`` (a package folder), or None."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        found = glob.glob(os.path.join(glob.escape(folder), "_C" + suffix))
+        if found:
+            return found[0]
+    return None
+
+
+def _installed_copy_elsewhere() -> str | None:
+    """The folder of another tinygrad_lite on sys.path that has the compiled module, or None."""
+    here = os.path.realpath(_PACKAGE_DIR)
+    for entry in sys.path:
+        folder = os.path.realpath(os.path.join(entry or os.getcwd(), "tinygrad_lite"))
+        if folder != here and _built_module_in(folder):
+            return folder
+    return None
+
+
+def _why_not_loaded() -> str:
+    """What went wrong loading the C module, and the fix.
+
+    The common trap: `pip install .` builds the module into site-packages only, and Python puts
+    the current directory first on sys.path (``python -c``, ``python -m``), so from the
+    repository root `import tinygrad_lite` finds the source folder, which has no module (NumPy
+    then blames a "circular import", which is not the cause)."""
+    if _built_module_in(_PACKAGE_DIR) is not None:  # there, but does not load
+        return f"{_BUILD_HINT} (cause: {_load_error})"
+    installed = _installed_copy_elsewhere()
+    in_checkout = os.path.isdir(os.path.join(os.path.dirname(_PACKAGE_DIR), "csrc"))
+    if installed and in_checkout:
+        return (f"`import tinygrad_lite` found the source folder {_PACKAGE_DIR} (a repository "
+                f"checkout, where the C kernels are not built) before the installed copy in "
+                f"{installed}, because it comes earlier on sys.path: Python puts the current "
+                f"directory first (`python -c`, `python -m`), so run from the repository root it "
+                f"shadows the installed package. Fix: run from another directory, or install "
+                f"in place with `pip install -e .` (it builds the kernels "
+                f"into the source folder).")
+    return f"{_BUILD_HINT} (cause: no compiled module _C in {_PACKAGE_DIR})"
+
+
 if _backend == "c" and _lib is None:
-    raise ImportError(f"tinygrad_lite: {_BUILD_HINT} (cause: {_load_error})") from _load_error
+    raise ImportError(f"tinygrad_lite: {_why_not_loaded()}") from _load_error
 
 
 def c_available() -> bool:
@@ -119,8 +168,8 @@ def c_available() -> bool:
 
 def _require_c(what: str):
     if _lib is None:
-        raise ImportError(f"tinygrad_lite: {what} needs the C kernels, but {_BUILD_HINT} "
-                          f"(cause: {_load_error})") from _load_error
+        raise ImportError(f"tinygrad_lite: {what} needs the C kernels, but "
+                          f"{_why_not_loaded()}") from _load_error
     return _lib
 
 
