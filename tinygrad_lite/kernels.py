@@ -406,7 +406,8 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
     """Mean cross-entropy of (N, V) logits against (N,) integer targets, skipping ignore_index.
 
     Returns (loss, dlogits) where dlogits = (softmax(logits) - onehot(targets)) / count for the
-    counted rows and 0 for ignored rows (None when compute_grad is False).
+    counted rows and 0 for ignored rows (None when compute_grad is False). Ignored rows never
+    count, even when they hold NaN or Inf (as in PyTorch).
     """
     n = logits.shape[0]
     keep = targets != ignore_index
@@ -414,13 +415,13 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
     logp = reference_log_softmax(logits)
     rows = np.arange(n)
     safe_targets = np.where(keep, targets, 0)
-    picked = logp[rows, safe_targets]
-    loss = float(-(picked * keep).sum() / count) if count else float("nan")
+    picked = np.where(keep, logp[rows, safe_targets], 0.0)  # where, not * keep: NaN * 0 is NaN
+    loss = float(-picked.sum() / count) if count else float("nan")
     if not compute_grad:
         return loss, None
     grad = np.exp(logp)
     grad[rows, safe_targets] -= 1.0
-    grad *= (keep / max(count, 1)).astype(logits.dtype)[:, None]
+    grad = np.where(keep[:, None], grad / max(count, 1), 0.0)  # ignored rows: exactly 0
     return loss, grad.astype(logits.dtype, copy=False)
 
 
@@ -428,10 +429,29 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
 # Input checks shared by both backends
 # --------------------------------------------------------------------------------------------
 
+def _as_array(x, op: str, name: str) -> np.ndarray:
+    """np.asarray(x), with NumPy's own complaints (e.g. ragged nested lists) turned into an
+    error that names the function and the argument."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{op}: {name} must be an array (or nested lists of numbers of one "
+                        f"shape), got a {type(x).__name__} NumPy cannot convert: {e}") from None
+
+
+def _real_number(x, op: str, name: str) -> float:
+    """x as a Python float if it is a real number (not a bool or a string), else a TypeError."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
+                                                              np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number, got {x!r} of type "
+                        f"{type(x).__name__}")
+    return float(x)
+
+
 def _float_array(x, op: str, name: str) -> np.ndarray:
     """x as an ndarray of float32 or float64 in native byte order, or a TypeError."""
     if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+        x = _as_array(x, op, name)
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"{op}: {name} must have dtype float32 or float64, got {x.dtype} "
                         f"(shape {x.shape})")
@@ -726,7 +746,7 @@ def _gemm_2d(naive: bool, a, b, c, alpha, beta, trans_a, trans_b):
         raise ValueError(f"{op}: op(a) is {m}x{k} and op(b) is {k2}x{n}: inner dimensions "
                          f"differ (a {a.shape}, trans_a={bool(trans_a)}; b {b.shape}, "
                          f"trans_b={bool(trans_b)})")
-    alpha, beta = float(alpha), float(beta)
+    alpha, beta = _real_number(alpha, op, "alpha"), _real_number(beta, op, "beta")
     if c is None:
         c, beta = _empty((m, n), a.dtype), 0.0
     else:
@@ -889,7 +909,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be 2-D (N, V), got shape {logits.shape}")
     if not isinstance(targets, np.ndarray):
-        targets = np.asarray(targets)
+        targets = _as_array(targets, op, "targets")
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be an integer array of class indices, got dtype "
                         f"{targets.dtype}")
