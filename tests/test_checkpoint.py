@@ -24,6 +24,8 @@ from tinygrad_lite import nn, optim
 from tinygrad_lite.train import CheckpointError, load_checkpoint, save_checkpoint
 from tinygrad_lite.train import checkpoint as ckpt
 
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tg.__file__)))
+
 
 def make_trained(seed=0, optimizer=optim.AdamW):
     """A model, an optimizer with state (one step taken) and a StepLR scheduler."""
@@ -296,7 +298,11 @@ def test_save_removes_temp_file_of_a_killed_writer(tmp_path):
             time.sleep(600)  # killed here, mid-write
         atomic_write({str(target)!r}, write)
     """)
-    writer = subprocess.Popen([sys.executable, "-c", code])
+    # Run from tmp_path with this run's tinygrad_lite on the path: from the repository root,
+    # `python -c` would import the source folder (see test_kernels_install.py).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [PACKAGE_PARENT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    writer = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + 120
         while not started.exists():
