@@ -32,6 +32,12 @@ def shadowed(tmp_path):
     if not kernels.c_available():
         pytest.skip("needs the compiled kernels to make the 'installed' copy")
     installed = tmp_path / "site"
+    # The dependencies (numpy, cffi, pytest...) as links, without any installed tinygrad_lite
+    # (a non-editable install puts it beside them), in tmp_path / "deps".
+    (tmp_path / "deps").mkdir()
+    for name in os.listdir(DEPENDENCIES):
+        if not name.startswith(("tinygrad_lite", "__editable__")):
+            os.symlink(os.path.join(DEPENDENCIES, name), tmp_path / "deps" / name)
     shutil.copytree(PACKAGE_DIR, installed / "tinygrad_lite",
                     ignore=shutil.ignore_patterns("__pycache__"))
     checkout = tmp_path / "repo"
@@ -44,7 +50,7 @@ def shadowed(tmp_path):
 
 def _run(args, checkout, installed):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TGL_", "PYTHON"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(installed), DEPENDENCIES])
+    env["PYTHONPATH"] = os.pathsep.join([str(installed), str(installed.parent / "deps")])
     return subprocess.run([sys.executable, "-S", *args], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -90,7 +96,8 @@ def test_python_m_pytest_in_checkout_tests_the_installed_copy(shadowed):
 
 def test_missing_module_without_installed_copy_says_how_to_build(shadowed, tmp_path):
     checkout, _ = shadowed
-    out = _run(["-c", "import tinygrad_lite"], checkout, tmp_path / "nothing-installed")
+    shutil.rmtree(tmp_path / "site")  # no installed copy
+    out = _run(["-c", "import tinygrad_lite"], checkout, tmp_path / "site")
     assert out.returncode != 0
     message = out.stderr.strip().splitlines()[-1]
     assert "circular import" not in message
