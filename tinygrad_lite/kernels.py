@@ -228,6 +228,23 @@ def _threads_from_env() -> int:
 _num_threads = _threads_from_env()
 
 
+# Fork: the OpenMP runtime (GCC's libgomp) keeps a pool of worker threads after the first
+# parallel region. os.fork() copies only the calling thread, but the child inherits libgomp's
+# record of the pool, so the child's next parallel region waits forever for workers that do not
+# exist. So a forked child runs the kernels on one thread: every C kernel then skips its
+# parallel region (`if (nt > 1)` / `nt <= 1` in csrc/) and never touches the pool.
+_forked_child = False
+
+
+def _after_fork_in_child() -> None:
+    global _num_threads, _forked_child
+    _num_threads, _forked_child = 1, True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def get_num_threads() -> int:
     """Threads the C kernels may use."""
     return _num_threads
@@ -249,23 +266,6 @@ def set_num_threads(n: int) -> None:
                            f"run on 1 thread here. For threaded kernels in workers use the "
                            f"'spawn' or 'forkserver' start method.")
     _num_threads = int(n)
-
-
-# Fork: the OpenMP runtime (GCC's libgomp) keeps a pool of worker threads after the first
-# parallel region. os.fork() copies only the calling thread, but the child inherits libgomp's
-# record of the pool, so the child's next parallel region waits forever for workers that do not
-# exist. So a forked child runs the kernels on one thread: every C kernel then skips its
-# parallel region (`if (nt > 1)` / `nt <= 1` in csrc/) and never touches the pool.
-_forked_child = False
-
-
-def _after_fork_in_child() -> None:
-    global _num_threads, _forked_child
-    _num_threads, _forked_child = 1, True
-
-
-if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _portable_forced = False
