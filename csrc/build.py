@@ -90,10 +90,23 @@ int main(void) {
 """
 
 
+def _env_flag(name: str) -> bool:
+    """A yes/no build knob: 1/true/yes/on or 0/false/no/off (any case), unset means no. Any other
+    value stops the build with an error (a typo must not silently build something else)."""
+    text = os.environ.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"tinygrad_lite build: the environment variable {name}="
+                     f"{os.environ[name]!r} is not valid; accepted values: 1, true, yes, on, 0, "
+                     f"false, no, off (or unset)")
+
+
 def _flags() -> tuple[list[str], list[str]]:
     compile_args = ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math"]
     link_args: list[str] = []
-    if os.environ.get("TGL_NO_OPENMP") != "1" and _compiles(["-fopenmp"], _OPENMP_PROBE):
+    if not _env_flag("TGL_NO_OPENMP") and _compiles(["-fopenmp"], _OPENMP_PROBE):
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
     else:
@@ -101,7 +114,7 @@ def _flags() -> tuple[list[str], list[str]]:
               "TGL_NO_OPENMP=1); the kernels will run on one thread.")
         if _compiles(["-fopenmp-simd"], "int main(void) { return 0; }\n"):
             compile_args.append("-fopenmp-simd")
-    if os.environ.get("TGL_SANITIZE") == "1":
+    if _env_flag("TGL_SANITIZE"):
         # -O1 -g keeps stack traces readable; recover=none makes any report fatal.
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
                "-fno-omit-frame-pointer", "-g", "-O1"]

@@ -3,6 +3,8 @@
 * Imports the installed tinygrad_lite (or the checkout, when it is not installed). Without the
   compiled kernels the import fails and says how to build them -- unless ``TGL_BACKEND=numpy``
   is set explicitly, in which case the "c" cases of the ``backend`` fixture are skipped.
+  ``python -m pytest`` from the root after a non-editable install tests the installed copy, and
+  says so (see ``_test_the_installed_copy``).
 * Registers hypothesis profiles: ``default`` (modest example counts, no deadline -- the suite
   must stay fast on 2 cores and timing is never asserted) and ``ci`` (the same, derandomized).
   Choose one with ``HYPOTHESIS_PROFILE=ci``.
@@ -24,8 +26,12 @@ import numpy as np
 import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if importlib.util.find_spec("tinygrad_lite") is None:  # not installed: use the checkout
-    sys.path.insert(0, _ROOT)
+
+
+def _has_c_module(folder: str) -> bool:
+    """Is a compiled tinygrad_lite._C in this package folder?"""
+    return any(glob.glob(os.path.join(glob.escape(folder), "_C" + suffix))
+               for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def _c_module_present() -> bool:
@@ -34,11 +40,36 @@ def _c_module_present() -> bool:
     spec = importlib.util.find_spec("tinygrad_lite")  # top-level: does not import the package
     if spec is None or not spec.submodule_search_locations:
         return False
-    for folder in spec.submodule_search_locations:
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            if glob.glob(os.path.join(folder, "_C" + suffix)):
-                return True
-    return False
+    return any(_has_c_module(folder) for folder in spec.submodule_search_locations)
+
+
+def _test_the_installed_copy() -> str | None:
+    """After a non-editable `pip install ".[test]"`, `python -m pytest` from the repository root
+    puts the root first on sys.path, so `import tinygrad_lite` would find the source folder,
+    which has no compiled kernels, instead of the installed package the user meant to test. In
+    exactly that case (checkout without the module, an installed copy with it elsewhere on the
+    path) take the root off sys.path and return a note that the run prints; else None."""
+    def is_root(entry: str) -> bool:
+        return os.path.realpath(entry or os.getcwd()) == os.path.realpath(_ROOT)
+
+    checkout = os.path.join(_ROOT, "tinygrad_lite")
+    if not any(is_root(e) for e in sys.path) or _has_c_module(checkout):
+        return None
+    installed = [os.path.join(e or os.getcwd(), "tinygrad_lite") for e in sys.path
+                 if not is_root(e)]
+    installed = [folder for folder in installed if _has_c_module(folder)]
+    if not installed:
+        return None  # nothing else to test: the import below fails and says how to build
+    sys.path[:] = [e for e in sys.path if not is_root(e)]
+    return (f"testing the installed tinygrad_lite in {installed[0]}; the repository root "
+            f"{_ROOT} was taken off sys.path (`python -m` puts it first) because its "
+            f"tinygrad_lite/ has no compiled kernels (use `pip install -e .` to test the "
+            f"source folder itself)")
+
+
+_INSTALLED_COPY_NOTE = _test_the_installed_copy()
+if importlib.util.find_spec("tinygrad_lite") is None:  # not installed: use the checkout
+    sys.path.insert(0, _ROOT)
 
 
 # No silent fallback: without the compiled kernels, importing tinygrad_lite below fails with the
@@ -103,6 +134,15 @@ def c_kernels(monkeypatch):
     yield
     kernels.set_backend(backend_name)
     kernels.set_num_threads(threads)
+
+
+def pytest_report_header(config):
+    return [f"tinygrad_lite: {_INSTALLED_COPY_NOTE}"] if _INSTALLED_COPY_NOTE else []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _INSTALLED_COPY_NOTE:  # also under -q, which hides the header
+        terminalreporter.write_line(f"note: {_INSTALLED_COPY_NOTE}")
 
 
 @pytest.fixture

@@ -279,6 +279,32 @@ def test_portable_env_switch():
     assert out.stdout.strip() == "portable"
 
 
+@pytest.mark.parametrize("value,path", [("yes", "portable"), ("TRUE", "portable"),
+                                        (" on ", "portable"), ("no", None), ("0", None),
+                                        ("", None)])
+def test_portable_env_switch_spellings(value, path):
+    out = _run_python("import tinygrad_lite.kernels as K; print(K.gemm_path())",
+                      TGL_GEMM_PORTABLE=value)
+    assert out.returncode == 0, out.stderr
+    native = K.gemm_path() if not K._portable_forced else out.stdout.strip()
+    assert out.stdout.strip() == (path or native)
+
+
+@pytest.mark.parametrize("name,value,accepted", [
+    ("TGL_GEMM_PORTABLE", "ye", "1, true, yes, on, 0, false, no, off"),
+    ("TGL_GEMM_PORTABLE", "2", "1, true, yes, on, 0, false, no, off"),
+    ("TGL_BACKEND", "cuda", "c, numpy"),
+    ("TGL_NUM_THREADS", "0", "a positive integer"),
+    ("TGL_NUM_THREADS", "1.5", "a positive integer"),
+    ("TGL_NUM_THREADS", "-2", "a positive integer"),
+])
+def test_invalid_environment_variable_is_an_error(name, value, accepted):
+    out = _run_python("import tinygrad_lite", **{name: value})
+    assert out.returncode != 0
+    assert "ValueError" in out.stderr
+    assert f"{name}={value!r} is not valid" in out.stderr and accepted in out.stderr
+
+
 def test_backends_agree_and_switch():
     rng = np.random.default_rng(4)
     a = rng.standard_normal((3, 6, 7))
@@ -304,7 +330,7 @@ def test_thread_settings():
     assert out.stdout.strip() == "5", out.stderr
     out = _run_python("import tinygrad_lite.kernels", TGL_NUM_THREADS="many",
                       TGL_BACKEND="numpy")
-    assert out.returncode != 0 and "TGL_NUM_THREADS must be a positive integer" in out.stderr
+    assert out.returncode != 0 and "TGL_NUM_THREADS='many' is not valid" in out.stderr
     out = _run_python("import os, tinygrad_lite.kernels as K;"
                       "print(K.get_num_threads() == len(os.sched_getaffinity(0)))",
                       TGL_BACKEND="numpy")

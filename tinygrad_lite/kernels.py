@@ -13,7 +13,9 @@ Two backends implement them:
   environment, ``set_backend("numpy")`` or ``with use_backend("numpy"): ...``.
 
 If the C module is missing and the "c" backend is in use, importing this module raises an
-ImportError that says how to build it -- there is no silent fallback to NumPy.
+ImportError that says how to build it -- there is no silent fallback to NumPy. (The usual way to
+get there: running Python in the repository root after a non-editable ``pip install .``: the
+source folder, which has no compiled module, shadows the installed package; the error says so.)
 
 Why so much checking? C has no bounds checks: a wrong stride, a short buffer or an out-of-range
 class index would read or write memory it does not own and crash the process (or, worse, give
@@ -29,6 +31,17 @@ Settings:
 * ``TGL_GEMM_PORTABLE=1`` / ``force_portable_gemm(True)``: use the portable C GEMM micro-kernel
   instead of the AVX-512/AVX2 one (for testing that path on a machine that has the wide one).
 
+Each variable is checked at import: ``TGL_BACKEND`` is ``c`` or ``numpy``, ``TGL_NUM_THREADS`` a
+positive integer, ``TGL_GEMM_PORTABLE`` one of 1/true/yes/on or 0/false/no/off (any case); unset
+or empty means the default, and any other value raises ValueError naming it.
+
+Fork: in a child made by ``os.fork()`` (a ``multiprocessing`` worker with the "fork" start
+method, the default on Linux before Python 3.14) the kernels run on one thread. GCC's OpenMP
+runtime is not fork-safe: a multi-threaded call in the child of a process that has already
+used threads would wait forever for worker threads that were not copied. One thread never
+enters the thread pool, so the child works; ``set_num_threads(n > 1)`` there raises. Use the
+"spawn" or "forkserver" start method for threaded kernels in workers.
+
 Output arrays of 4 MiB and more are carved from memory maps that are reused once every view of
 an earlier output is gone (see ``_empty``); ``empty_cache()`` releases the unused ones.
 
@@ -40,19 +53,43 @@ the cores our OpenMP kernels are about to use. Elementwise NumPy is fine.
 from __future__ import annotations
 
 import contextlib
+import glob
+import importlib.machinery
 import itertools
 import math
 import mmap
 import operator
 import os
+import sys
 import weakref
 
 import numpy as np
 
+# -- the environment variables read here, each validated: a typo must not be silently ignored --
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _env_choice(name: str, choices: tuple, default: str) -> str:
+    """The value of environment variable ``name`` (case-insensitive, unset or empty: default),
+    or a ValueError naming the variable, its value and the accepted values."""
+    text = os.environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text not in choices:
+        raise ValueError(f"tinygrad_lite: the environment variable {name}="
+                         f"{os.environ[name]!r} is not valid; accepted values: "
+                         f"{', '.join(choices)} (or unset)")
+    return text
+
+
+def _env_flag(name: str) -> bool:
+    """A yes/no environment variable: 1/true/yes/on or 0/false/no/off, unset means no."""
+    return _env_choice(name, _TRUE + _FALSE, "0") in _TRUE
+
+
 _BACKENDS = ("c", "numpy")
-_backend = os.environ.get("TGL_BACKEND", "c").strip().lower() or "c"
-if _backend not in _BACKENDS:
-    raise ValueError(f"TGL_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
+_backend = _env_choice("TGL_BACKEND", _BACKENDS, "c")
 
 # --------------------------------------------------------------------------------------------
 # Loading the C module
@@ -76,8 +113,52 @@ try:
 except ImportError as exc:  # not built (or built for another Python)
     _load_error = exc
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _built_module_in(folder: str) -> str | None:
+    """Path of a compiled tinygrad_lite._C in ``folder`` (a package folder), or None."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        found = glob.glob(os.path.join(glob.escape(folder), "_C" + suffix))
+        if found:
+            return found[0]
+    return None
+
+
+def _installed_copy_elsewhere() -> str | None:
+    """The folder of another tinygrad_lite on sys.path that has the compiled module, or None."""
+    here = os.path.realpath(_PACKAGE_DIR)
+    for entry in sys.path:
+        folder = os.path.realpath(os.path.join(entry or os.getcwd(), "tinygrad_lite"))
+        if folder != here and _built_module_in(folder):
+            return folder
+    return None
+
+
+def _why_not_loaded() -> str:
+    """What went wrong loading the C module, and the fix.
+
+    The common trap: `pip install .` builds the module into site-packages only, and Python puts
+    the current directory first on sys.path (``python -c``, ``python -m``), so from the
+    repository root `import tinygrad_lite` finds the source folder, which has no module (NumPy
+    then blames a "circular import", which is not the cause)."""
+    if _built_module_in(_PACKAGE_DIR) is not None:  # there, but does not load
+        return f"{_BUILD_HINT} (cause: {_load_error})"
+    installed = _installed_copy_elsewhere()
+    in_checkout = os.path.isdir(os.path.join(os.path.dirname(_PACKAGE_DIR), "csrc"))
+    if installed and in_checkout:
+        return (f"`import tinygrad_lite` found the source folder {_PACKAGE_DIR} (a repository "
+                f"checkout, where the C kernels are not built) before the installed copy in "
+                f"{installed}, because it comes earlier on sys.path: Python puts the current "
+                f"directory first (`python -c`, `python -m`), so run from the repository root it "
+                f"shadows the installed package. Fix: run from another directory, or install "
+                f"in place with `pip install -e .` (it builds the kernels "
+                f"into the source folder).")
+    return f"{_BUILD_HINT} (cause: no compiled module _C in {_PACKAGE_DIR})"
+
+
 if _backend == "c" and _lib is None:
-    raise ImportError(f"tinygrad_lite: {_BUILD_HINT} (cause: {_load_error})") from _load_error
+    raise ImportError(f"tinygrad_lite: {_why_not_loaded()}") from _load_error
 
 
 def c_available() -> bool:
@@ -87,8 +168,8 @@ def c_available() -> bool:
 
 def _require_c(what: str):
     if _lib is None:
-        raise ImportError(f"tinygrad_lite: {what} needs the C kernels, but {_BUILD_HINT} "
-                          f"(cause: {_load_error})") from _load_error
+        raise ImportError(f"tinygrad_lite: {what} needs the C kernels, but "
+                          f"{_why_not_loaded()}") from _load_error
     return _lib
 
 
@@ -137,16 +218,31 @@ def _threads_from_env() -> int:
     text = os.environ.get("TGL_NUM_THREADS", "").strip()
     if not text:
         return _available_cpus()
-    try:
-        n = int(text)
-    except ValueError:
-        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise ValueError(f"TGL_NUM_THREADS must be a positive integer, got {n}")
-    return n
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"tinygrad_lite: the environment variable TGL_NUM_THREADS={text!r} is "
+                         f"not valid; accepted values: a positive integer such as 1 or 4 (or "
+                         f"unset: the CPUs available, here {_available_cpus()})")
+    return int(text)
 
 
 _num_threads = _threads_from_env()
+
+
+# Fork: the OpenMP runtime (GCC's libgomp) keeps a pool of worker threads after the first
+# parallel region. os.fork() copies only the calling thread, but the child inherits libgomp's
+# record of the pool, so the child's next parallel region waits forever for workers that do not
+# exist. So a forked child runs the kernels on one thread: every C kernel then skips its
+# parallel region (`if (nt > 1)` / `nt <= 1` in csrc/) and never touches the pool.
+_forked_child = False
+
+
+def _after_fork_in_child() -> None:
+    global _num_threads, _forked_child
+    _num_threads, _forked_child = 1, True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def get_num_threads() -> int:
@@ -155,10 +251,20 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the C kernels may use (a positive integer)."""
+    """Set the number of threads the C kernels may use (a positive integer).
+
+    In a process made by ``os.fork()`` (e.g. a ``multiprocessing`` worker with the "fork" start
+    method) only 1 is allowed: see "Fork" in the module docstring.
+    """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads needs a positive integer, got {n!r}")
+    if _forked_child and n > 1:
+        raise RuntimeError(f"set_num_threads({n}): this process was made by os.fork() (e.g. a "
+                           f"multiprocessing worker with the 'fork' start method), where the "
+                           f"OpenMP runtime cannot start threads (it would hang); the kernels "
+                           f"run on 1 thread here. For threaded kernels in workers use the "
+                           f"'spawn' or 'forkserver' start method.")
     _num_threads = int(n)
 
 
@@ -201,7 +307,7 @@ def gemm_path() -> str:
     return _GEMM_PATHS.get(_require_c("gemm_path").tgl_gemm_path(), "portable")
 
 
-if _lib is not None and os.environ.get("TGL_GEMM_PORTABLE", "").strip() == "1":
+if _env_flag("TGL_GEMM_PORTABLE") and _lib is not None:
     _set_portable(True)
 
 
@@ -300,7 +406,8 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
     """Mean cross-entropy of (N, V) logits against (N,) integer targets, skipping ignore_index.
 
     Returns (loss, dlogits) where dlogits = (softmax(logits) - onehot(targets)) / count for the
-    counted rows and 0 for ignored rows (None when compute_grad is False).
+    counted rows and 0 for ignored rows (None when compute_grad is False). Ignored rows never
+    count, even when they hold NaN or Inf (as in PyTorch).
     """
     n = logits.shape[0]
     keep = targets != ignore_index
@@ -308,13 +415,13 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
     logp = reference_log_softmax(logits)
     rows = np.arange(n)
     safe_targets = np.where(keep, targets, 0)
-    picked = logp[rows, safe_targets]
-    loss = float(-(picked * keep).sum() / count) if count else float("nan")
+    picked = np.where(keep, logp[rows, safe_targets], 0.0)  # where, not * keep: NaN * 0 is NaN
+    loss = float(-picked.sum() / count) if count else float("nan")
     if not compute_grad:
         return loss, None
     grad = np.exp(logp)
     grad[rows, safe_targets] -= 1.0
-    grad *= (keep / max(count, 1)).astype(logits.dtype)[:, None]
+    grad = np.where(keep[:, None], grad / max(count, 1), 0.0)  # ignored rows: exactly 0
     return loss, grad.astype(logits.dtype, copy=False)
 
 
@@ -322,10 +429,29 @@ def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_inde
 # Input checks shared by both backends
 # --------------------------------------------------------------------------------------------
 
+def _as_array(x, op: str, name: str) -> np.ndarray:
+    """np.asarray(x), with NumPy's own complaints (e.g. ragged nested lists) turned into an
+    error that names the function and the argument."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{op}: {name} must be an array (or nested lists of numbers of one "
+                        f"shape), got a {type(x).__name__} NumPy cannot convert: {e}") from None
+
+
+def _real_number(x, op: str, name: str) -> float:
+    """x as a Python float if it is a real number (not a bool or a string), else a TypeError."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
+                                                              np.floating)):
+        raise TypeError(f"{op}: {name} must be a real number, got {x!r} of type "
+                        f"{type(x).__name__}")
+    return float(x)
+
+
 def _float_array(x, op: str, name: str) -> np.ndarray:
     """x as an ndarray of float32 or float64 in native byte order, or a TypeError."""
     if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+        x = _as_array(x, op, name)
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(f"{op}: {name} must have dtype float32 or float64, got {x.dtype} "
                         f"(shape {x.shape})")
@@ -620,7 +746,7 @@ def _gemm_2d(naive: bool, a, b, c, alpha, beta, trans_a, trans_b):
         raise ValueError(f"{op}: op(a) is {m}x{k} and op(b) is {k2}x{n}: inner dimensions "
                          f"differ (a {a.shape}, trans_a={bool(trans_a)}; b {b.shape}, "
                          f"trans_b={bool(trans_b)})")
-    alpha, beta = float(alpha), float(beta)
+    alpha, beta = _real_number(alpha, op, "alpha"), _real_number(beta, op, "beta")
     if c is None:
         c, beta = _empty((m, n), a.dtype), 0.0
     else:
@@ -783,7 +909,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
     if logits.ndim != 2:
         raise ValueError(f"{op}: logits must be 2-D (N, V), got shape {logits.shape}")
     if not isinstance(targets, np.ndarray):
-        targets = np.asarray(targets)
+        targets = _as_array(targets, op, "targets")
     if targets.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be an integer array of class indices, got dtype "
                         f"{targets.dtype}")
