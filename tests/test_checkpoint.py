@@ -86,9 +86,9 @@ def test_optimizer_mismatch_leaves_model_and_optimizer_unchanged(tmp_path):
 
 def test_scheduler_failure_rolls_back_model_and_optimizer(tmp_path):
     model, opt, sched = make_trained(seed=0)
+    sched.gamma = -0.5  # a saved setting its load refuses: it fails after model and optimizer
     path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched)
     model2, opt2, sched2 = make_trained(seed=1)
-    del sched2.gamma  # its state no longer matches: it fails after model and optimizer loaded
     tg.manual_seed(7)
     before = snapshot(model2, opt2, sched2)
     with pytest.raises(CheckpointError, match="scheduler state does not fit"):
