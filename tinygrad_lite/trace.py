@@ -226,12 +226,14 @@ def _call_site(frame) -> tuple:
 
     ``where`` is the first frame outside the engine files (an nn layer, or the user's code);
     the user line is the first frame outside tinygrad_lite. An op called by a node's backward
-    formula (during a walk) is in phase "backward", and its ``where`` is that backward method.
+    formula during a walk is in phase "backward", and its ``where`` is that backward method
+    (or ``run_backward`` itself, which adds the gradients of a tensor used twice).
     """
     where = user = ""
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "backward" and isinstance(frame.f_locals.get("self"), Function):
+        if code is autograd.run_backward.__code__ or (  # the walk adding up two gradients
+                code.co_name == "backward" and isinstance(frame.f_locals.get("self"), Function)):
             where = _describe_frame(frame)
             phase = "backward"
             break

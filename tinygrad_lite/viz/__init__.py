@@ -163,8 +163,10 @@ def _add_op(graph, node, i, index, name_of, module_of, const_ids, cluster_module
             graph.edges.append((const_ids[id(t)], f"op{i}"))
             continue
         graph.edges.append((f"t{j}", f"op{i}"))
-        if module_of.get(id(t)):
-            (param_modules if id(t) in name_of else input_modules).append(module_of[id(t)])
+        if id(t) in name_of:
+            param_modules.append(module_of[id(t)])
+        elif t._ctx is not None:  # a computed input; a user's leaf tensor belongs nowhere
+            input_modules.append(module_of[id(t)])
     module = _common_prefix(param_modules or input_modules) if cluster_modules else ()
     label = type(node).__name__ + (" (freed)" if node.freed else "")
     tooltip = derivative_doc(node)
