@@ -237,6 +237,8 @@ def test_draw_errors_say_what_to_do(tmp_path, monkeypatch):
         viz.to_dot(loss, params=[1, 2])
     with pytest.raises(ValueError, match="max_values must be an integer >= 0, got -1"):
         viz.to_dot(loss, max_values=-1)
+    with pytest.raises(ValueError, match="cluster_modules must be True/False or a depth >= 1"):
+        viz.to_dot(loss, cluster_modules=0)
 
 
 def test_one_command_draws_a_gpt_and_prints_its_backward_table(tmp_path, capsys):

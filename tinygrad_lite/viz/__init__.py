@@ -120,7 +120,11 @@ def build_graph(root, params=None, cluster_modules=False, max_values: int = 8) -
                         f"dict(model.named_parameters())), got {type(params).__name__}")
     if not isinstance(max_values, int) or max_values < 0:
         raise ValueError(f"viz: max_values must be an integer >= 0, got {max_values!r}")
-    depth = None if cluster_modules is True else int(cluster_modules or 0)
+    if not (isinstance(cluster_modules, bool) or
+            isinstance(cluster_modules, int) and cluster_modules >= 1):
+        raise ValueError(f"viz: cluster_modules must be True/False or a depth >= 1, got "
+                         f"{cluster_modules!r}")
+    depth = None if cluster_modules is True else int(cluster_modules)
     name_of = {id(p): name for name, p in params.items()}
     root_ids = {id(r) for r in roots}
 
@@ -289,8 +293,8 @@ def _draw_with_dot(graph: Graph, path: str, fmt: str) -> None:
 def draw_gpt(path: str = "gpt_graph.svg", num_blocks: int = 2, d_model: int = 16,
              num_heads: int = 2, seq_len: int = 8, vocab_size: int = 11, engine: str = "auto",
              seed: int = 0):
-    """Build a small GPT, run one training step's forward and backward on random tokens,
-    draw its graph (clustered by module) to ``path`` and return the backward trace.
+    """Build a small GPT, run its forward on random tokens, draw the graph (clustered by
+    module) to ``path``, run its backward and return the trace of that backward.
     ``print(draw_gpt().table())`` shows the walk node by node."""
     from .. import manual_seed
     from ..models.gpt import GPT, GPTConfig
@@ -303,9 +307,11 @@ def draw_gpt(path: str = "gpt_graph.svg", num_blocks: int = 2, d_model: int = 16
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, vocab_size, size=(2, seq_len))      # (B, T) token ids
     targets = rng.integers(0, vocab_size, size=(2, seq_len))  # (B, T) next-token ids
-    with trace_forward():
+    with trace_forward():  # each op node's tooltip then says which line ran it
         _, loss = model(idx, targets)
-    with trace_backward() as walk:
-        loss.backward(retain_graph=True)  # keep the graph so that it can be drawn
+    # draw before backward: a backward without retain_graph frees the saved values (the
+    # table's last column shows how many bytes), and with them the links to the inputs
     draw(loss, path, params=dict(model.named_parameters()), cluster_modules=True, engine=engine)
+    with trace_backward() as walk:
+        loss.backward()
     return walk
