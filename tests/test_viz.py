@@ -199,12 +199,14 @@ def _enclosing_cluster(dot: str, text: str, near: str | None = None):
     raise AssertionError(f"{text!r} not found")
 
 
-def test_draw_svg_parses_as_xml_and_png_has_a_png_header(tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "matplotlib"])  # auto: dot if installed
+def test_draw_svg_parses_as_xml_and_png_has_a_png_header(tmp_path, engine):
     loss, params = mlp_loss()
-    svg = viz.draw(loss, tmp_path / "graph.svg", params=params)
+    svg = viz.draw(loss, tmp_path / "graph.svg", params=params, engine=engine)
     root = ET.parse(svg).getroot()
     assert root.tag.endswith("svg")
-    png = viz.draw(loss, tmp_path / "graph.png", params=params)
+    assert "tanh" in open(svg).read().lower()  # the op names are text in the picture
+    png = viz.draw(loss, tmp_path / "graph.png", params=params, engine=engine)
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
