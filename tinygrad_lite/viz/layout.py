@@ -10,9 +10,9 @@ The three classic steps, kept simple:
 3. Coordinates. Nodes of a layer sit side by side, each as wide as its text; layers are
    stacked top to bottom, each as tall as its tallest node.
 
-Edges are straight arrows (Graphviz would route them around nodes) and modules are not drawn
-as clusters (the parameter names say where each one belongs); the op tooltips are only in
-Graphviz's SVG. Coordinates are inches of the figure, so the text size is the same whatever
+Edges are straight arrows (Graphviz would route them around nodes), each module is a light
+frame around its nodes (the layout does not keep modules apart, so frames may overlap), and the
+op tooltips are only in Graphviz's SVG. Coordinates are inches of the figure, so the text size is the same whatever
 the size of the graph.
 """
 
@@ -115,11 +115,14 @@ def draw_with_matplotlib(graph, path: str, fmt: str) -> None:
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.axis("off")
+    _draw_clusters(ax, graph, boxes)
     for a, b in graph.edges:
         (xa, ya, _, ha), (xb, yb, _, hb) = boxes[a], boxes[b]
+        long = ya - yb > 3  # skips layers (a residual connection): bow it off the column
         ax.add_patch(FancyArrowPatch((xa, ya - ha / 2), (xb, yb + hb / 2), arrowstyle="-|>",
                                      mutation_scale=7, linewidth=0.6, color="0.45",
-                                     shrinkA=0, shrinkB=0))
+                                     shrinkA=0, shrinkB=0,
+                                     connectionstyle=f"arc3,rad={0.08 if long else 0}"))
     for n in graph.nodes:
         x, y, w, h = boxes[n.id]
         style = "round,pad=0,rounding_size=0.12" if n.kind == "op" else "square,pad=0"
@@ -132,3 +135,30 @@ def draw_with_matplotlib(graph, path: str, fmt: str) -> None:
     dpi = max(20, min(150, MAX_PIXELS / max(width, height)))
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tinygrad_lite"}):
         fig.savefig(path, format=fmt, dpi=dpi)
+
+
+def _draw_clusters(ax, graph, boxes) -> None:
+    """A light frame around the nodes of each module, named at its top left corner. The layout
+    does not keep modules apart, so two frames can overlap where modules share layers."""
+    from matplotlib.patches import FancyBboxPatch
+
+    members = {}
+    for n in graph.nodes:
+        for k in range(1, len(n.module) + 1):  # a node is in its module and every parent
+            members.setdefault(n.module[:k], []).append(boxes[n.id])
+    for module in sorted(members):
+        pad = max(0.05, 0.3 - 0.05 * len(module))  # outer modules get the wider frames
+        left = min(x - w / 2 for x, y, w, h in members[module]) - pad
+        right = max(x + w / 2 for x, y, w, h in members[module]) + pad
+        bottom = min(y - h / 2 for x, y, w, h in members[module]) - pad
+        top = max(y + h / 2 for x, y, w, h in members[module]) + pad
+        ax.add_patch(FancyBboxPatch((left, bottom), right - left, top - bottom,
+                                    boxstyle="round,pad=0,rounding_size=0.08",
+                                    facecolor=(0.5, 0.5, 0.6, 0.06), edgecolor="0.6",
+                                    linewidth=0.5))
+        # names of nested frames alternate between the left and right corner, so they never
+        # sit on top of each other
+        left_side = len(module) % 2 == 1
+        ax.text(left + 0.05 if left_side else right - 0.05, top - 0.02, ".".join(module),
+                ha="left" if left_side else "right", va="top", fontsize=FONT_SIZE - 1,
+                color="0.35")
