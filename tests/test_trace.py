@@ -101,12 +101,12 @@ def test_gradient_norms_are_the_real_gradients_norms():
 
 def test_tracing_changes_no_result():
     def grads(traced: bool):
-        loss, leaves = mlp_graph(seed=3)
         if traced:
             with trace_forward(), trace_backward():
                 loss, leaves = mlp_graph(seed=3)
                 loss.backward()
         else:
+            loss, leaves = mlp_graph(seed=3)
             loss.backward()
         return loss.item(), [leaf.grad.numpy() for leaf in leaves]
 
@@ -221,3 +221,45 @@ def test_double_backward_is_traced_with_each_walk():
     np.testing.assert_allclose(x.grad.numpy(), 6 * x.numpy())
     first_walk = [r.op for r in t.rows[:2]]
     assert first_walk == ["Sum", "PowScalar"] and len(t.rows) > 2
+
+
+class SquareByInnerGrad(Function):
+    """out = x**2;  dx = g * d(x**2)/dx, computed by a nested walk (a test of nesting)"""
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, g, out):
+        (x,) = self.inputs
+        x_copy = x.detach().requires_grad_(True)
+        with tg.enable_grad():  # the walk runs its nodes' backwards without recording
+            inner = (x_copy * x_copy).sum()
+        (d,) = tg.grad(inner, x_copy)  # a walk inside this node's backward
+        return g * d
+
+
+def test_a_walk_inside_a_node_backward_is_listed_after_that_node_and_indented():
+    x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with trace_backward() as t:
+        SquareByInnerGrad.apply(x).sum().backward()
+    assert [(r.op, r.depth) for r in t.rows] == [
+        ("Sum", 0), ("SquareByInnerGrad", 0), ("Sum", 1), ("Mul", 1)]  # visit order
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    assert all(r.seconds >= 0 for r in t.rows)
+    # not a timing test: the inner nodes' intervals lie inside the outer node's interval on a
+    # monotonic clock, so the outer one is at least their sum on any machine
+    assert t.rows[1].seconds >= t.rows[2].seconds + t.rows[3].seconds
+    assert "\n2     " in t.table() and "  Sum" in t.table()  # indented under their node
+
+
+def test_a_backward_that_raises_leaves_an_unfinished_row_and_clean_state():
+    x = tg.Tensor(np.ones(3), requires_grad=True)
+    loss = (x * x).sum()
+    with tg.no_grad():
+        x.mul_(2.0)  # changes a value Mul's backward needs: the walk raises there
+    with trace_backward() as t:
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            loss.backward()
+    assert [r.op for r in t.rows] == ["Sum", "Mul"]
+    assert np.isnan(t.rows[1].seconds) and t.rows[1].input_grads == []
+    assert autograd._tracer is None and t.total_seconds == t.rows[0].seconds

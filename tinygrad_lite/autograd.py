@@ -331,7 +331,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     f"backward. Pass retain_graph=True to the first backward() if you need to "
                     f"backward twice.")
             if _tracer is not None:
-                _tracer.node_started(tensor, node, grad, retain_graph)
+                _tracer.node_started(tensor, node, grad)
             if node.uses_inputs or node.uses_output:
                 node._check_versions(tensor)
             if _anomaly_enabled:

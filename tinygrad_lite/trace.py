@@ -66,7 +66,8 @@ class BackwardRow:
     shape: tuple               # shape of that node's output
     grad_norm: float           # ||dL/d(output)||, the gradient arriving from above
     input_grads: list          # per input: (shape, norm) of the gradient handed to it, or None
-    seconds: float             # time the node took (version check, backward, bookkeeping)
+    seconds: float             # time the node took (version check, backward, bookkeeping);
+                               # nan if its backward raised
     freed_bytes: int           # bytes of saved values the node released after its backward
     made_at: str = ""          # where its forward ran, if a trace_forward block recorded it
     depth: int = 0             # > 0 for a walk started inside another node's backward
@@ -122,6 +123,7 @@ def _format_shape(shape) -> str:
 def _format_table(header: list, lines: list) -> str:
     """Left-aligned text columns, as wide as their widest cell."""
     widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
+
     def fmt(row):
         return "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in lines])
@@ -155,33 +157,31 @@ class trace_backward:
 
     # -- called by run_backward ---------------------------------------------------------------
 
-    def node_started(self, out, node, grad, retain_graph) -> None:
-        """Before ``node.backward``: note what the node holds; the clock starts last."""
-        made_at = getattr(node, "traced_at", "")
+    def node_started(self, out, node, grad) -> None:
+        """Before ``node.backward``: a row in visit order, what the node holds; then the clock."""
+        row = BackwardRow(step=len(self.rows), op=type(node).__name__, shape=tuple(out.shape),
+                          grad_norm=_norm(grad), input_grads=[], seconds=float("nan"),
+                          freed_bytes=0, made_at=getattr(node, "traced_at", ""),
+                          depth=len(self._open))
+        self.rows.append(row)
         inputs = [(tuple(t.shape), t.requires_grad) for t in node.inputs]
-        record = [node, type(node).__name__, tuple(out.shape), _norm(grad), inputs,
-                  saved_bytes(node, out), made_at, len(self._open)]
-        self._open.append(record)
-        record.append(time.perf_counter())
+        self._open.append((row, node, inputs, saved_bytes(node, out), time.perf_counter()))
 
     def node_finished(self, input_grads) -> None:
         """After the node's backward and release: stop the clock, then measure the gradients."""
         stop = time.perf_counter()
-        node, op, shape, grad_norm, inputs, saved, made_at, depth, start = self._open.pop()
-        handed = []
-        for (in_shape, requires_grad), g in zip(inputs, input_grads):
-            handed.append((in_shape, _norm(g)) if g is not None and requires_grad else None)
-        handed += [None] * (len(inputs) - len(handed))
-        self.rows.append(BackwardRow(
-            step=len(self.rows), op=op, shape=shape, grad_norm=grad_norm, input_grads=handed,
-            seconds=stop - start, freed_bytes=saved if node.freed else 0, made_at=made_at,
-            depth=depth))
+        row, node, inputs, saved, start = self._open.pop()
+        row.seconds = stop - start
+        row.freed_bytes = saved if node.freed else 0
+        for (shape, requires_grad), g in zip(inputs, input_grads):
+            row.input_grads.append((shape, _norm(g)) if g is not None and requires_grad else None)
+        row.input_grads += [None] * (len(inputs) - len(row.input_grads))
 
     # -- reading it ---------------------------------------------------------------------------
 
     @property
     def total_seconds(self) -> float:
-        return sum(r.seconds for r in self.rows)
+        return sum(r.seconds for r in self.rows if r.seconds == r.seconds)  # nan != nan
 
     def table(self) -> str:
         """The walk as text: one line per node, in the order the engine visited them."""
