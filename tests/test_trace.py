@@ -263,3 +263,22 @@ def test_a_backward_that_raises_leaves_an_unfinished_row_and_clean_state():
     assert [r.op for r in t.rows] == ["Sum", "Mul"]
     assert np.isnan(t.rows[1].seconds) and t.rows[1].input_grads == []
     assert autograd._tracer is None and t.total_seconds == t.rows[0].seconds
+
+
+def test_tracing_a_gpt_step_changes_no_gradient():
+    def gpt_grads(traced: bool):
+        model, idx = small_gpt(seed=1)
+        if traced:
+            with trace_forward(), trace_backward() as t:
+                _, loss = model(idx, (idx + 1) % 7)
+                loss.backward()
+            assert len(t.rows) > 20
+        else:
+            _, loss = model(idx, (idx + 1) % 7)
+            loss.backward()
+        return {name: p.grad.numpy() for name, p in model.named_parameters()}
+
+    plain, traced = gpt_grads(False), gpt_grads(True)
+    assert plain.keys() == traced.keys()
+    for name in plain:
+        np.testing.assert_array_equal(plain[name], traced[name], err_msg=name)
