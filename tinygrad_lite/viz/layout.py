@@ -10,10 +10,10 @@ The three classic steps, kept simple:
 3. Coordinates. Nodes of a layer sit side by side, each as wide as its text; layers are
    stacked top to bottom, each as tall as its tallest node.
 
-Edges are straight arrows (Graphviz would route them around nodes), each module is a light
-frame around its nodes (the layout does not keep modules apart, so frames may overlap), and the
-op tooltips are only in Graphviz's SVG. Coordinates are inches of the figure, so the text size is the same whatever
-the size of the graph.
+Edges are straight arrows (Graphviz would route them around nodes; an edge that skips layers
+bows a little), each module is a light frame around its nodes (the layout does not keep modules
+apart, so frames may overlap), and the op tooltips are only in Graphviz's SVG. Coordinates are
+inches of the figure, so the text size is the same whatever the size of the graph.
 """
 
 from __future__ import annotations
