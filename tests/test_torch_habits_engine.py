@@ -34,17 +34,21 @@ def _fresh_python(code: str) -> str:
 def test_subpackages_are_attributes_after_import_tinygrad_lite():
     out = _fresh_python(
         "import sys, tinygrad_lite as tg\n"
-        "lazy = ['tinygrad_lite.' + m for m in ('nn', 'optim', 'train', 'models', 'text')]\n"
+        "lazy = ['tinygrad_lite.' + m for m in ('nn', 'optim', 'train', 'models', 'text',"
+        " 'viz', 'trace')]\n"
         "print([m for m in lazy if m in sys.modules])\n"  # not imported by the package import
         "print(tg.optim.AdamW.__name__, tg.nn.ModuleDict.__name__, tg.optim.lr_scheduler.StepLR"
         ".__name__, tg.data.DataLoader.__name__, tg.testing.gradcheck.__name__,"
         " tg.autograd.grad is tg.grad, tg.kernels.__name__, tg.ops.__name__)\n"
         "print(tg.train.EarlyStopping.__name__, tg.models.GPT.__name__, tg.text.__name__)\n"
-        "print(all(n in dir(tg) for n in ('nn', 'optim', 'train', 'models', 'text')))\n")
+        "print(tg.viz.to_dot.__name__, tg.trace.trace_backward.__name__)\n"
+        "print(all(n in dir(tg) for n in ('nn', 'optim', 'train', 'models', 'text', 'viz',"
+        " 'trace')))\n")
     assert out.splitlines() == [
         "[]",
         "AdamW ModuleDict StepLR DataLoader gradcheck True tinygrad_lite.kernels tinygrad_lite.ops",
         "EarlyStopping GPT tinygrad_lite.text",
+        "to_dot trace_backward",
         "True",
     ]
 

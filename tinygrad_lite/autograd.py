@@ -285,6 +285,11 @@ def topological_order(*roots) -> list:
     return order
 
 
+# Set by tinygrad_lite.trace while a trace_backward() block records the walk, else None. The walk
+# checks it twice per node, so tracing costs nothing measurable when it is off.
+_tracer = None
+
+
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inputs=None):
     """The engine behind ``Tensor.backward`` and ``grad``.
 
@@ -325,6 +330,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     f"{type(node).__name__}): its saved values were freed after the first "
                     f"backward. Pass retain_graph=True to the first backward() if you need to "
                     f"backward twice.")
+            if _tracer is not None:
+                _tracer.node_started(tensor, node, grad)
             if node.uses_inputs or node.uses_output:
                 node._check_versions(tensor)
             if _anomaly_enabled:
@@ -350,6 +357,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                 grads[key] = grads[key] + g if key in grads else g
             if not retain_graph:
                 node._release()
+            if _tracer is not None:
+                _tracer.node_finished(input_grads)
     return results
 
 
