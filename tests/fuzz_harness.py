@@ -54,7 +54,9 @@ def run_guarded(fn, args, kwargs):
     faulthandler.dump_traceback_later(HARD_SECONDS, exit=True)
     signal.setitimer(signal.ITIMER_REAL, CALL_SECONDS)
     try:
-        with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
+        # NumPy's default error state, as a user has it (underflow is silent there)
+        with warnings.catch_warnings(record=True) as caught, np.errstate(
+                divide="warn", over="warn", invalid="warn", under="ignore"):
             warnings.simplefilter("always")
             result = fn(*args, **kwargs)
         return result, caught

@@ -56,7 +56,7 @@ def arrays(draw, dtype=None, shape=None, specials: bool = True):
     if layout == "strided" and base.ndim:
         wide = np.repeat(base, 2, axis=-1)
         return wide[..., ::2]
-    if layout == "fortran":
+    if layout == "fortran" and base.ndim >= 2:  # (asfortranarray makes a 0-d array 1-d)
         return np.asfortranarray(base)
     return base
 

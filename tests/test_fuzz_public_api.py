@@ -152,7 +152,7 @@ ALIASES = {
     "view": ["reshape"], "clamp": ["clip"], "astype": ["to"], "Tensor": ["tensor"],
     "tensor": ["tensor"], "float": ["to"], "double": ["to"], "long": ["to"], "bool": ["to"],
     "add": ["+"], "sub": ["-"], "mul": ["*"], "div": ["/"], "pow": ["**"], "matmul": ["@"],
-    "maximum": ["maximum"], "zero_": ["fill_"],
+    "zero_": ["fill_"], "broadcast_to": ["expand"],
 }
 
 
