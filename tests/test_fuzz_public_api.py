@@ -67,6 +67,11 @@ KIND_OF_NAME = {
     "params": "params", "optimizer": "optimizer", "mask": "mask", "cond": "mask",
     "index": "index", "hook": "callable", "data": "data",
     "gradient": "omit", "grad_outputs": "omit",
+    # names of parameters that the API work of issue 9 is adding (topk, multinomial, randint,
+    # tril/triu, Module.apply): the new functions still need their own table entries
+    "k": "count", "largest": "bool", "sorted": "bool", "num_samples": "count",
+    "replacement": "bool", "low": "int", "high": "int", "size": "size", "diagonal": "int",
+    "beta": "number", "inplace": "bool",
 }
 REDUCTION = {"axis": "dims_or_none", "dim": "dims_or_none"}
 ONE_DIM_REDUCTION = {"axis": "dim_or_none", "dim": "dim_or_none"}
