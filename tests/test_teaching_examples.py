@@ -167,3 +167,19 @@ def test_the_doc_has_its_snippets():
 @pytest.mark.parametrize("line, code, shown", SNIPPETS, ids=[f"line{s[0]}" for s in SNIPPETS])
 def test_doc_snippet_prints_what_the_doc_shows(line, code, shown):
     assert run_snippet(code, line) == shown
+
+
+# --------------------------------------------------------------------------------------------
+# README: the "Testing your own op" section's code runs, and its properties hold
+# --------------------------------------------------------------------------------------------
+
+def test_readme_testing_your_own_op_snippet_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Testing your own op", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    namespace = {"__name__": "readme_snippet"}
+    exec(compile(code, "README.md (Testing your own op)", "exec"), namespace)
+    tests = [name for name in namespace if name.startswith("test_")]
+    assert tests == ["test_gradients", "test_identity"]
+    for name in tests:
+        namespace[name]()  # each is a hypothesis @given test: this runs its examples
