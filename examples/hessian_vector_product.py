@@ -198,7 +198,8 @@ def parse_args(argv=None):
                         help="input features of each problem (default 4)")
     parser.add_argument("--hidden", type=positive_int, default=5,
                         help="hidden units of the MLP (default 5)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the data and of the random vectors (default 0)")
     return parser.parse_args(argv)
 
 

@@ -19,6 +19,7 @@ The hypothesis strategies (``shapes``, ``broadcastable_shapes``, ``float_arrays`
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -149,17 +150,19 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     with autograd.enable_grad():
         out = fn(*inputs)
     weights = Tensor(np.random.default_rng(seed).uniform(0.5, 1.5, out.shape))
-
-    def scalar():
-        with autograd.no_grad():
-            return float((fn(*inputs) * weights).sum().item())
-
+    scalar = functools.partial(_weighted_sum, fn, inputs, weights)
     grads = _vector_jacobian_products(fn, inputs, checked, weights)
     worst = None
     for i, g in zip(checked, grads):
         numeric = _numeric_gradient(scalar, inputs, i, eps)
         worst = _worse(_compare(g, numeric, i, atol, rtol), worst)
     return _failed("gradcheck", worst, raise_exception)
+
+
+def _weighted_sum(fn, inputs, weights) -> float:
+    """sum(weights * fn(*inputs)) as a number, without recording a graph."""
+    with autograd.no_grad():
+        return float((fn(*inputs) * weights).sum().item())
 
 
 def _vector_jacobian_products(fn, inputs, checked, weights) -> list:
@@ -195,11 +198,7 @@ def _gradcheck_fast(fn, inputs, checked, eps, atol, rtol, seed, num_directions):
     for d in range(num_directions):
         v = Tensor(rng.standard_normal(out_shape))
         grads = _vector_jacobian_products(fn, inputs, checked, v)
-
-        def scalar():
-            with autograd.no_grad():
-                return float((fn(*inputs) * v).sum().item())
-
+        scalar = functools.partial(_weighted_sum, fn, inputs, v)
         for i, g in zip(checked, grads):
             u = rng.standard_normal(inputs[i].shape)
             analytic = float(np.sum(g * u))
