@@ -156,6 +156,13 @@ BAD = {
     "optimizer": [None, "sgd", object(), 1],
     "data": ["abc", {}, object(), 1j, [[1, 2], [3]], [None], ["a"]],
     "mask": ["abc", object(), 1j],
+    "array": [None, "abc", [1.0, 2.0], 1.5, object(), np.array(["a"]), np.array([object()])],
+    "generator": ["abc", 1, object()],
+    "device": ["cuda", "abc", 5, object()],
+    # Tensor.to(*args): at most one dtype and one device, or a tensor to take the dtype from
+    "*to_args": [["float99"], [5], [object()], ["cuda"], [np.complex128], [np.float32, np.int64]],
+    # randint(high, size=...) or randint(low, high, size=...): ints with low < high
+    "*randint_args": [["a"], [2.5], [None], [5, 1], [0], [np.nan]],
 }
 
 
@@ -306,6 +313,20 @@ def valid_value(d, kind: str, ctx):
         return d.draw(st.one_of(NUMBERS, arrays(), st.lists(NUMBERS, max_size=3),
                                 st.lists(st.lists(st.integers(-3, 3), min_size=2, max_size=2),
                                          max_size=2)))
+    if kind == "array":
+        return d.draw(arrays())
+    if kind == "generator":
+        return d.draw(st.one_of(st.none(), st.integers(0, 2 ** 16).map(np.random.default_rng)))
+    if kind == "device":
+        return d.draw(st.sampled_from([None, "cpu"]))
+    if kind == "*to_args":
+        dtype = d.draw(st.sampled_from(DTYPES))
+        return d.draw(st.sampled_from([[], [dtype], ["cpu"], ["cpu", dtype], [Tensor(np.zeros(
+            1, dtype))]]))
+    if kind == "*randint_args":
+        low = d.draw(st.integers(-5, 5))
+        high = low + d.draw(st.integers(1, 5))
+        return [high] if high > 0 and d.draw(st.booleans()) else [low, high]
     raise LookupError(f"fuzz_harness: unknown argument kind {kind!r}")
 
 
