@@ -31,7 +31,11 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of tensors (e.g. model.parameters()), "
                             "got a single Tensor; wrap it in a list")
-        params = list(params)
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of tensors (e.g. "
+                            f"model.parameters()), got {type(params).__name__}") from None
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
