@@ -190,6 +190,10 @@ def test_losses_over_nothing():
     assert out.shape == (2, 1) and out.tolist() == [[0.0], [0.0]]
     assert F.cross_entropy(tg.zeros(0, 3, 2), np.zeros((0, 2), np.int64),
                            reduction="sum").item() == 0.0
+    w = tg.ones(0, requires_grad=True)
+    out = F.layer_norm(tg.zeros(2, 0), 0, weight=w)  # (NumPy's mean of nothing warned here)
+    out.sum().backward()
+    assert out.shape == (2, 0) and w.grad.shape == (0,)
     # the nll_loss of a 3-D input, against the definition
     logp = np.log(np.full((2, 3, 4), 1 / 3))
     target = np.array([[0, 1, 2, 0], [2, 2, 1, 0]])

@@ -336,6 +336,8 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
         weight = Tensor._make(np.ones(normalized_shape, dtype=x.dtype))
     if bias is None:
         bias = Tensor._make(np.zeros(normalized_shape, dtype=x.dtype))
+    if x.numel() == 0:  # nothing to normalise: an empty result (NumPy's mean over no elements
+        return (x - x) * weight + bias  # would warn); weight and bias get zero gradients
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     return LayerNorm.apply(x, weight, bias, axes=axes, eps=float(eps))
 
