@@ -143,7 +143,9 @@ BAD = {
     "natural_or_none": [-1, 2.5, "2", np.nan, object()],
     "correction": ["1", 1.5, np.nan, object(), 1j],  # (PyTorch takes any integer)
     "int": [2.5, "1", None, np.nan, object(), 1j],
-    "seed": [-1, 2.5, "1", None, 2 ** 70, object()],
+    # (not -1: torch.manual_seed takes [-2**63, 2**64) and remaps a negative seed to
+    # 0xffff_ffff_ffff_ffff + seed, as its docs say; below or above that range it raises)
+    "seed": [-2 ** 63 - 1, 2.5, "1", None, 2 ** 70, object()],
     "sections": [0, -1, [1, -1], "a", None, 2.5, ["a"]],
     "choice": ["bogus", None, 1, object()],
     "targets": lambda ctx: ["abc", None, object(), 1j],
@@ -268,7 +270,7 @@ def valid_value(d, kind: str, ctx):
     if kind == "int":
         return d.draw(st.integers(-3, 5))
     if kind == "seed":
-        return d.draw(st.integers(0, 2 ** 32))
+        return d.draw(st.integers(-2 ** 63, 2 ** 64 - 1))
     if kind == "sections":
         length = ctx.shape[0] if isinstance(ctx, Tensor) and ctx.ndim else 0
         if d.draw(st.booleans()):

@@ -76,7 +76,8 @@ def test_check_dtype_refuses_what_a_tensor_cannot_hold():
      ["ones", "floating point", "int64"]),
     (lambda: tg.zeros_like("abc"), TypeError, ["zeros_like", "Tensor", "str"]),
     (lambda: tg.ones_like(tg.ones(2), dtype=5), TypeError, ["ones_like", "dtype=5"]),
-    (lambda: tg.manual_seed(-1), ValueError, ["manual_seed", "seed=-1"]),
+    (lambda: tg.manual_seed(-2 ** 63 - 1), ValueError, ["manual_seed", str(-2 ** 63 - 1)]),
+    (lambda: tg.manual_seed(2 ** 64), ValueError, ["manual_seed", str(2 ** 64)]),
     (lambda: tg.manual_seed("1"), TypeError, ["manual_seed", "seed='1'"]),
     (lambda: tg.manual_seed(None), TypeError, ["manual_seed", "seed=None"]),
     (lambda: tg.randint(0, 5, (2,), dtype="float99"), TypeError, ["randint", "float99"]),
@@ -125,6 +126,16 @@ def test_factories_still_make_what_they_made():
     t = tg.randint(0, 4, (3,), dtype=tg.float32, requires_grad=True)
     assert t.requires_grad and t.dtype == np.float32
     tg.manual_seed(2 ** 64 - 1)
+
+
+def test_manual_seed_remaps_a_negative_seed_as_torch():
+    """torch.manual_seed(-1) is allowed: a negative seed means 0xffff_ffff_ffff_ffff + seed."""
+    tg.manual_seed(-1)
+    a = tg.rand(3).numpy()
+    tg.manual_seed(0xffff_ffff_ffff_ffff - 1)
+    np.testing.assert_array_equal(a, tg.rand(3).numpy())
+    tg.manual_seed(-2 ** 63)
+    tg.manual_seed(0)
 
 
 # -- nn.functional --------------------------------------------------------------------------------

@@ -143,10 +143,12 @@ def rand(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
 
 
 def manual_seed(seed: builtins.int) -> None:
-    """Seed the generator behind randn, rand, dropout and the layer initialisations (an integer
-    in [0, 2**64); NumPy's generator takes no negative seeds)."""
-    _tensor.manual_seed(check_number("manual_seed", "seed", seed, 0, 2.0 ** 64, high_open=True,
-                                     integer=True))
+    """Seed the generator behind randn, rand, dropout and the layer initialisations. As in torch,
+    the seed is an integer in [-2**63, 2**64), and a negative one is remapped to
+    0xffff_ffff_ffff_ffff + seed (NumPy's generator takes no negative seeds)."""
+    seed = check_number("manual_seed", "seed", seed, -2.0 ** 63, 2.0 ** 64, high_open=True,
+                        integer=True)
+    _tensor.manual_seed(seed if seed >= 0 else 0xffff_ffff_ffff_ffff + seed)
 
 
 def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:

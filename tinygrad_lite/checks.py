@@ -27,7 +27,9 @@ def check_number(owner: str, name: str, value, low: float = 0.0, high: float = m
     "AdamW"), the argument and the value."""
     opening = "(" if low_open else "["
     closing = ")" if high_open or high == math.inf else "]"
-    interval = f"{opening}{low:g}, {high:g}{closing}"
+    def bound(b) -> str:  # integers in full (2**64 as 1.84467e+19 would hide the limit)
+        return str(int(b)) if integer and math.isfinite(b) else f"{b:g}"
+    interval = f"{opening}{bound(low)}, {bound(high)}{closing}"
     kind = "an integer" if integer else "a finite number"
     wanted = f"{name} must be {kind} in {interval}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
