@@ -128,6 +128,14 @@ def test_factories_still_make_what_they_made():
     tg.manual_seed(2 ** 64 - 1)
 
 
+def test_multinomial_of_no_rows_and_its_draws():
+    assert tg.multinomial(tg.ones(0, 4), 2, replacement=True).shape == (0, 2)
+    tg.manual_seed(0)
+    draws = tg.multinomial(tg.tensor([0.0, 1.0, 3.0]), 4000, replacement=True).numpy()
+    assert set(np.unique(draws)) == {1, 2}  # never the zero-probability category
+    assert abs((draws == 2).mean() - 0.75) < 0.05
+
+
 def test_manual_seed_remaps_a_negative_seed_as_torch():
     """torch.manual_seed(-1) is allowed: a negative seed means 0xffff_ffff_ffff_ffff + seed."""
     tg.manual_seed(-1)
@@ -201,6 +209,13 @@ def test_losses_over_nothing():
     assert out.shape == (2, 1) and out.tolist() == [[0.0], [0.0]]
     assert F.cross_entropy(tg.zeros(0, 3, 2), np.zeros((0, 2), np.int64),
                            reduction="sum").item() == 0.0
+    for reduction, expected in [("mean", [math.nan]), ("sum", [0.0]), ("none", [0.0, 0.0])]:
+        logits = tg.zeros(2, 0, requires_grad=True)  # no classes: every target is ignored
+        out = F.cross_entropy(logits, np.array([-1, -1]), ignore_index=-1,
+                              label_smoothing=0.1, reduction=reduction)
+        np.testing.assert_array_equal(np.atleast_1d(out.numpy()), expected)
+        out.sum().backward()
+        assert logits.grad.shape == (2, 0)
     w = tg.ones(0, requires_grad=True)
     out = F.layer_norm(tg.zeros(2, 0), 0, weight=w)  # (NumPy's mean of nothing warned here)
     out.sum().backward()

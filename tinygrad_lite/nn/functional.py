@@ -155,6 +155,16 @@ def _loss_input(op: str, input, ignore_index) -> Tensor:
     return input
 
 
+def _loss_over_nothing(input: Tensor, reduction: str) -> Tensor:
+    """The loss of an (N, C) input with no elements: rows of 0 ('none'), their sum 0, their mean
+    0/0 = NaN, as in torch (computed without NumPy's warnings about empty means). Built on
+    input.sum() so that backward works and gives the (empty) input a gradient."""
+    zero = input.sum() * 0.0  # () and in the graph
+    if reduction == "none":
+        return zero + Tensor._make(np.zeros(input.shape[:1], dtype=input.dtype))
+    return zero if reduction == "sum" else zero + float("nan")
+
+
 def _check_target_range(op: str, target: np.ndarray, classes: int, ignore_index: int) -> None:
     """A target outside 0..classes-1 (other than ignore_index) is an IndexError, as in torch;
     NumPy would silently read the last class for -1."""
@@ -199,6 +209,8 @@ def cross_entropy(input: Tensor, target, weight=None, *, ignore_index: int = -10
         raise ValueError(f"cross_entropy: logits of shape {input.shape} need targets of shape "
                          f"({n},), got {target.shape}")
     _check_target_range("cross_entropy", target, classes, ignore_index)
+    if input.numel() == 0:  # no rows, or no classes (then every target is ignored)
+        return _loss_over_nothing(input, reduction)
     needs_grad = autograd.is_grad_enabled() and input.requires_grad
     return CrossEntropy.apply(input, targets=target.astype(np.int64, copy=False),
                               ignore_index=ignore_index, reduction=reduction,

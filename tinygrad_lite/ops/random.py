@@ -87,7 +87,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *,
     if replacement:  # inverse CDF: the first category whose cumulative probability exceeds u
         cdf = np.cumsum(rows, axis=1)
         u = rng.random((rows.shape[0], num_samples))
-        out = np.stack([np.searchsorted(c, row_u, side="right") for c, row_u in zip(cdf, u)])
+        out = (cdf[:, None, :] <= u[:, :, None]).sum(axis=2)  # (rows, samples): cdf values <= u
         # rounding can leave cdf[-1] just below 1: never pick past the last non-zero category
         last = rows.shape[1] - 1 - np.argmax(rows[:, ::-1] > 0, axis=1)
         out = np.minimum(out, last[:, None])
