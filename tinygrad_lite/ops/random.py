@@ -87,7 +87,8 @@ def multinomial(input, num_samples: int, replacement: bool = False, *,
     if replacement:  # inverse CDF: the first category whose cumulative probability exceeds u
         cdf = np.cumsum(rows, axis=1)
         u = rng.random((rows.shape[0], num_samples))
-        out = (cdf[:, None, :] <= u[:, :, None]).sum(axis=2)  # (rows, samples): cdf values <= u
+        out = np.array([np.searchsorted(c, row_u, side="right") for c, row_u in zip(cdf, u)],
+                       dtype=np.int64).reshape(u.shape)  # (reshape: a batch of 0 rows too)
         # rounding can leave cdf[-1] just below 1: never pick past the last non-zero category
         last = rows.shape[1] - 1 - np.argmax(rows[:, ::-1] > 0, axis=1)
         out = np.minimum(out, last[:, None])
