@@ -130,6 +130,8 @@ def test_factories_still_make_what_they_made():
 
 def test_multinomial_of_no_rows_and_its_draws():
     assert tg.multinomial(tg.ones(0, 4), 2, replacement=True).shape == (0, 2)
+    with refused(RuntimeError, "multinomial", "no categories"):
+        tg.multinomial(tg.ones(0), 2, replacement=True)
     tg.manual_seed(0)
     draws = tg.multinomial(tg.tensor([0.0, 1.0, 3.0]), 4000, replacement=True).numpy()
     assert set(np.unique(draws)) == {1, 2}  # never the zero-probability category

@@ -54,6 +54,8 @@ def _check_probabilities(probs: np.ndarray, num_samples, replacement: bool) -> N
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
         raise TypeError(f"multinomial: num_samples must be an int, got {num_samples!r}")
     categories = probs.shape[-1]
+    if categories == 0:
+        raise RuntimeError(f"multinomial: prob_dist has no categories (shape {probs.shape})")
     if num_samples <= 0:
         raise RuntimeError(f"multinomial: cannot sample n_sample <= 0 samples (got "
                            f"{num_samples})")
@@ -80,8 +82,8 @@ def multinomial(input, num_samples: int, replacement: bool = False, *,
     (rows, num_samples). Without replacement a category is drawn at most once per row."""
     probs = input.data if isinstance(input, Tensor) else np.asarray(input)
     replacement = check_flag("multinomial", "replacement", replacement)
-    _check_probabilities(probs, num_samples, replacement)
     rng = _generator(generator, "multinomial")
+    _check_probabilities(probs, num_samples, replacement)
     rows = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
     rows = rows / rows.sum(axis=1, keepdims=True)
     if replacement:  # inverse CDF: the first category whose cumulative probability exceeds u
