@@ -145,7 +145,7 @@ def _sign(x):
 
 
 def _softplus(a, k):
-    """torch.nn.functional.softplus: x where beta * x > threshold, else log(1 + exp(beta x)) / beta."""
+    """torch's softplus: x where beta * x > threshold, else log(1 + exp(beta * x)) / beta."""
     x = a[0]
     beta, threshold = _opt(a, k, 1, "beta", default=1.0), _opt(a, k, 2, "threshold", default=20.0)
     if x.dtype.kind != "f":
