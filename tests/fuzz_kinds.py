@@ -143,7 +143,9 @@ BAD = {
     "natural_or_none": [-1, 2.5, "2", np.nan, object()],
     "correction": ["1", 1.5, np.nan, object(), 1j],  # (PyTorch takes any integer)
     "int": [2.5, "1", None, np.nan, object(), 1j],
-    "seed": [-1, 2.5, "1", None, 2 ** 70, object()],
+    # (not -1: torch.manual_seed takes [-2**63, 2**64) and remaps a negative seed to
+    # 0xffff_ffff_ffff_ffff + seed, as its docs say; below or above that range it raises)
+    "seed": [-2 ** 63 - 1, 2.5, "1", None, 2 ** 70, object()],
     "sections": [0, -1, [1, -1], "a", None, 2.5, ["a"]],
     "choice": ["bogus", None, 1, object()],
     "targets": lambda ctx: ["abc", None, object(), 1j],
@@ -156,6 +158,13 @@ BAD = {
     "optimizer": [None, "sgd", object(), 1],
     "data": ["abc", {}, object(), 1j, [[1, 2], [3]], [None], ["a"]],
     "mask": ["abc", object(), 1j],
+    "array": [None, "abc", [1.0, 2.0], 1.5, object(), np.array(["a"]), np.array([object()])],
+    "generator": ["abc", 1, object()],
+    "device": ["cuda", "abc", 5, object()],
+    # Tensor.to(*args): at most one dtype and one device, or a tensor to take the dtype from
+    "*to_args": [["float99"], [5], [object()], ["cuda"], [np.complex128], [np.float32, np.int64]],
+    # randint(high, size=...) or randint(low, high, size=...): ints with low < high
+    "*randint_args": [["a"], [2.5], [None], [5, 1], [0], [np.nan]],
 }
 
 
@@ -261,7 +270,7 @@ def valid_value(d, kind: str, ctx):
     if kind == "int":
         return d.draw(st.integers(-3, 5))
     if kind == "seed":
-        return d.draw(st.integers(0, 2 ** 32))
+        return d.draw(st.integers(-2 ** 63, 2 ** 64 - 1))
     if kind == "sections":
         length = ctx.shape[0] if isinstance(ctx, Tensor) and ctx.ndim else 0
         if d.draw(st.booleans()):
@@ -306,6 +315,20 @@ def valid_value(d, kind: str, ctx):
         return d.draw(st.one_of(NUMBERS, arrays(), st.lists(NUMBERS, max_size=3),
                                 st.lists(st.lists(st.integers(-3, 3), min_size=2, max_size=2),
                                          max_size=2)))
+    if kind == "array":
+        return d.draw(arrays())
+    if kind == "generator":
+        return d.draw(st.one_of(st.none(), st.integers(0, 2 ** 16).map(np.random.default_rng)))
+    if kind == "device":
+        return d.draw(st.sampled_from([None, "cpu"]))
+    if kind == "*to_args":
+        dtype = d.draw(st.sampled_from(DTYPES))
+        return d.draw(st.sampled_from([[], [dtype], ["cpu"], ["cpu", dtype], [Tensor(np.zeros(
+            1, dtype))]]))
+    if kind == "*randint_args":
+        low = d.draw(st.integers(-5, 5))
+        high = low + d.draw(st.integers(1, 5))
+        return [high] if high > 0 and d.draw(st.booleans()) else [low, high]
     raise LookupError(f"fuzz_harness: unknown argument kind {kind!r}")
 
 

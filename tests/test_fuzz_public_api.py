@@ -71,7 +71,8 @@ KIND_OF_NAME = {
     # tril/triu, Module.apply): the new functions still need their own table entries
     "k": "count", "largest": "bool", "sorted": "bool", "num_samples": "count",
     "replacement": "bool", "low": "int", "high": "int", "size": "size", "diagonal": "int",
-    "beta": "number", "inplace": "bool",
+    "beta": "number", "inplace": "bool", "centered": "bool",
+    "array": "array", "generator": "generator", "device": "device",
 }
 REDUCTION = {"axis": "dims_or_none", "dim": "dims_or_none"}
 ONE_DIM_REDUCTION = {"axis": "dim_or_none", "dim": "dim_or_none"}
@@ -86,6 +87,9 @@ TOP_LEVEL = {
     "arange": {"start": "number", "stop": "number_or_none", "step": "number"},
     "eye": {"n": "natural", "m": "natural_or_none"}, "zeros_like": {}, "ones_like": {}, "manual_seed": {}, "where": {},
     "cat": {}, "stack": {"axis": "dim_new", "dim": "dim_new"}, "grad": {}, "set_grad_enabled": {},
+    "as_tensor": {}, "from_numpy": {}, "tril": {}, "triu": {},
+    "topk": {"k": "natural"},  # (k=0 is valid in PyTorch: an empty result)
+    "multinomial": {}, "randint": {"*args": "*randint_args"},
     "get_rng": "skip: no arguments", "no_grad": "skip: no arguments (a context manager)",
     "enable_grad": "skip: no arguments (a context manager)",
     "is_grad_enabled": "skip: no arguments", "detect_anomaly": "skip: no arguments",
@@ -97,24 +101,28 @@ TENSOR_METHODS = {
     "__int__": {}, "__iter__": {}, "backward": {}, "retain_grad": {}, "register_hook": {},
     "__iadd__": {}, "__isub__": {}, "__imul__": {}, "__itruediv__": {}, "add_": {}, "sub_": {},
     "mul_": {}, "div_": {}, "fill_": {}, "zero_": {}, "copy_": {}, "__setitem__": {},
-    "to": {"dtype": "dtype"}, "astype": {"dtype": "dtype"}, "float": {}, "double": {},
-    "long": {}, "bool": {}, "clone": {}, "contiguous": {},
+    "to": {"*args": "*to_args", "dtype": "dtype_or_none"}, "astype": {"dtype": "dtype"},
+    "float": {}, "double": {}, "half": {}, "int": {}, "long": {}, "bool": {}, "clone": {},
+    "contiguous": {}, "cpu": {}, "cuda": {"*args": "omit"}, "dim": {},
     "__add__": {}, "__radd__": {}, "__sub__": {}, "__rsub__": {}, "__mul__": {}, "__rmul__": {},
     "__truediv__": {}, "__rtruediv__": {}, "__pow__": {}, "__rpow__": {}, "__neg__": {},
     "__matmul__": {}, "__rmatmul__": {}, "add": {}, "sub": {}, "mul": {}, "div": {}, "pow": {},
     "matmul": {}, "maximum": {}, "minimum": {},
     "exp": {}, "log": {}, "sqrt": {}, "sin": {}, "cos": {}, "tanh": {}, "sigmoid": {},
     "relu": {}, "leaky_relu": {}, "gelu": {}, "abs": {}, "clip": {}, "clamp": {},
+    "sign": {}, "relu6": {}, "hardswish": {}, "silu": {}, "mish": {},
+    "softplus": {"threshold": "number"},  # (any real threshold, negative too, as in PyTorch)
     "masked_fill": {}, "__eq__": {}, "__ne__": {}, "__lt__": {}, "__le__": {}, "__gt__": {},
     "__ge__": {}, "__invert__": {}, "__and__": {}, "__or__": {}, "any": {}, "all": {},
     "sum": REDUCTION, "mean": REDUCTION, "var": REDUCTION, "std": REDUCTION,
     "max": ONE_DIM_REDUCTION, "min": ONE_DIM_REDUCTION, "logsumexp": REDUCTION,
+    "amax": REDUCTION, "amin": REDUCTION, "topk": {"k": "natural"},
     "argmax": ONE_DIM_REDUCTION, "argmin": ONE_DIM_REDUCTION,
     "softmax": {}, "log_softmax": {}, "reshape": {"*shape": "*reshape"},
     "view": {"*shape": "*reshape"}, "flatten": {}, "squeeze": ONE_DIM_REDUCTION,
     "unsqueeze": {"axis": "dim_new", "dim": "dim_new"},
     "permute": {}, "transpose": {}, "expand": {}, "broadcast_to": {"shape": "size"},
-    "__getitem__": {}, "split": {}, "chunk": {},
+    "__getitem__": {}, "split": {}, "chunk": {}, "tril": {}, "triu": {},
 }
 # Defined on Tensor but not fuzzed: construction is fuzzed as tg.Tensor; hashing is identity.
 TENSOR_NOT_FUZZED = {"__init__", "__hash__"}
@@ -124,9 +132,11 @@ FUNCTIONAL = {
     "mse_loss": {"target": "operand"}, "dropout": {}, "layer_norm": {},
     "embedding": {"input": "ids", "weight": "float_tensor"}, "relu": {}, "leaky_relu": {},
     "gelu": {}, "sigmoid": {}, "tanh": {}, "linear": {"weight": "float_tensor"},
+    "softplus": {"threshold": "number"}, "relu6": {}, "hardswish": {}, "silu": {}, "mish": {},
 }
 
-OPTIMIZERS = {"SGD": {}, "Adam": {}, "AdamW": {}, "StepLR": {}, "CosineAnnealingLR": {},
+OPTIMIZERS = {"SGD": {}, "Adam": {}, "AdamW": {}, "RMSprop": {"alpha": "prob"},
+              "StepLR": {}, "CosineAnnealingLR": {},
               "ReduceLROnPlateau": {"mode": "choice:min|max"}}
 
 # kernels: the other fuzz test (tests/test_kernels_fuzz.py) covers them in depth; here only

@@ -35,6 +35,7 @@ class Adam(Optimizer):
         return options
 
     @no_grad()
+    @np.errstate(all="ignore")  # NaN/Inf gradients give NaN/Inf parameters silently, as in torch
     def step(self) -> None:
         for group in self.param_groups:
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]

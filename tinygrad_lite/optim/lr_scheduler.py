@@ -202,7 +202,13 @@ class ReduceLROnPlateau(_SchedulerState):
 
     def step(self, metrics) -> None:
         """Record one epoch's metric (a number or one-element tensor) and maybe reduce lr."""
-        value = float(metrics)
+        try:  # (a string would convert too: refuse it, it is almost surely a mistake)
+            value = float(metrics) if not isinstance(metrics, (str, bytes)) else None
+        except (TypeError, ValueError):
+            value = None
+        if value is None:
+            raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number or a one-element "
+                            f"tensor, got {metrics!r} ({type(metrics).__name__})")
         if math.isnan(value):
             raise ValueError("ReduceLROnPlateau.step: the monitored metric is NaN")
         self.last_epoch += 1

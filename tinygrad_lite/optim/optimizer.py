@@ -10,11 +10,10 @@ parameter, then write the result into the parameter with an in-place Tensor meth
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 
 import numpy as np
 
+from ..checks import check_flag, check_number  # noqa: F401  (also imported from here)
 from ..tensor import Tensor
 
 
@@ -32,7 +31,11 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of tensors (e.g. model.parameters()), "
                             "got a single Tensor; wrap it in a list")
-        params = list(params)
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of tensors (e.g. "
+                            f"model.parameters()), got {type(params).__name__}") from None
         if not params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -171,38 +174,9 @@ class Optimizer:
 
 
 # --------------------------------------------------------------------------------------------
-# Checking hyperparameters (optimizers and schedulers share these)
+# Checking hyperparameters (optimizers and schedulers share these; check_number and check_flag
+# are the package's checkers from tinygrad_lite/checks.py)
 # --------------------------------------------------------------------------------------------
-
-def check_number(owner: str, name: str, value, low: float = 0.0, high: float = math.inf, *,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False):
-    """``value`` as a float (an int if ``integer``), after checking that it is a real number
-    (not a bool or a string), finite, and in the interval from ``low`` to ``high`` (closed
-    unless ``low_open`` / ``high_open``). Raises TypeError / ValueError naming the owner (e.g.
-    "AdamW"), the argument and the value: a bad setting fails where it is set, not as a NaN
-    loss thousands of steps later."""
-    opening = "(" if low_open else "["
-    closing = ")" if high_open or high == math.inf else "]"
-    interval = f"{opening}{low:g}, {high:g}{closing}"
-    kind = "an integer" if integer else "a finite number"
-    wanted = f"{name} must be {kind} in {interval}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
-            integer and not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{owner}: invalid {name}={value!r} ({type(value).__name__}): {wanted}")
-    number = int(value) if integer else float(value)
-    too_low = number <= low if low_open else number < low
-    too_high = number >= high if high_open else number > high
-    if not math.isfinite(number) or too_low or too_high:
-        raise ValueError(f"{owner}: invalid {name}={value!r}: {wanted}")
-    return number
-
-
-def check_flag(owner: str, name: str, value) -> bool:
-    """``value`` as a bool, after checking that it is one (a string "False" would be true)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: invalid {name}={value!r}: {name} must be True or False")
-    return bool(value)
-
 
 def check_betas(owner: str, betas) -> tuple:
     """Adam's (beta1, beta2): two numbers, each in [0, 1) (beta = 1 never forgets and divides

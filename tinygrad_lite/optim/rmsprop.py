@@ -40,6 +40,7 @@ class RMSprop(Optimizer):
         return options
 
     @no_grad()
+    @np.errstate(all="ignore")  # NaN/Inf gradients give NaN/Inf parameters silently, as in torch
     def step(self) -> None:
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]

@@ -41,6 +41,7 @@ class SGD(Optimizer):
         return options
 
     @no_grad()
+    @np.errstate(all="ignore")  # NaN/Inf gradients give NaN/Inf parameters silently, as in torch
     def step(self) -> None:
         for group in self.param_groups:
             lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]

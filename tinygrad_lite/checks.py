@@ -1,0 +1,91 @@
+"""Argument checks shared by the whole package: one checker per kind of argument (a number in a
+range, a True/False flag, a Tensor, a dtype, a shape), each raising a TypeError or ValueError
+that names the function, the argument and the value -- so that a bad argument fails where it is
+given, with a message that says what to change, not deep inside NumPy or thousands of steps
+later as a NaN loss.
+
+The optimizers and schedules use ``check_number`` / ``check_flag`` for their hyperparameters;
+the factories (``tg.zeros``, ``tg.arange``, ...) and ``nn.functional`` use the others.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+# Sizes past this are refused before NumPy sees them (NumPy's own errors name no function).
+_MAX_SIDE = np.iinfo(np.intp).max
+
+
+def check_number(owner: str, name: str, value, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False):
+    """``value`` as a float (an int if ``integer``), after checking that it is a real number
+    (not a bool or a string), finite, and in the interval from ``low`` to ``high`` (closed
+    unless ``low_open`` / ``high_open``). Raises TypeError / ValueError naming the owner (e.g.
+    "AdamW"), the argument and the value."""
+    opening = "(" if low_open else "["
+    closing = ")" if high_open or high == math.inf else "]"
+    def bound(b) -> str:  # integers in full (2**64 as 1.84467e+19 would hide the limit)
+        return str(int(b)) if integer and math.isfinite(b) else f"{b:g}"
+    interval = f"{opening}{bound(low)}, {bound(high)}{closing}"
+    kind = "an integer" if integer else "a finite number"
+    wanted = f"{name} must be {kind} in {interval}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            integer and not isinstance(value, numbers.Integral)):
+        raise TypeError(f"{owner}: invalid {name}={value!r} ({type(value).__name__}): {wanted}")
+    number = int(value) if integer else float(value)
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
+        raise ValueError(f"{owner}: invalid {name}={value!r}: {wanted}")
+    return number
+
+
+def check_flag(owner: str, name: str, value) -> bool:
+    """``value`` as a bool, after checking that it is one (a string "no" would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: invalid {name}={value!r}: {name} must be True or False")
+    return bool(value)
+
+
+def check_tensor(owner: str, name: str, value):
+    """``value``, after checking that it is a Tensor (a list or array must be wrapped first:
+    an operation would otherwise fail later with an AttributeError that names nothing)."""
+    from .tensor import Tensor  # imported here so that tensor.py may use this module too
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{owner}: argument {name!r} must be a Tensor, not "
+                        f"{type(value).__name__} (wrap it with tg.tensor(...))")
+    return value
+
+
+def check_dtype(owner: str, dtype) -> np.dtype:
+    """``dtype`` as a NumPy dtype, after checking that it names one that tensors can hold
+    (floating point, integer or bool: no complex, strings or objects)."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.kind not in "fiub" or dtype is None:
+        raise TypeError(f"{owner}: invalid dtype={dtype!r}: tensors hold floating-point, "
+                        f"integer or bool data (e.g. tg.float32, tg.int64, tg.bool)")
+    return resolved
+
+
+def check_shape(owner: str, shape) -> tuple:
+    """The sizes of a factory call, ``f(2, 3)`` or ``f((2, 3))`` or ``f([2, 3])``, as a tuple of
+    ints >= 0 (as torch: a float, a negative or a string is refused)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    sides = tuple(shape)
+    for side in sides:
+        if isinstance(side, (bool, np.bool_)) or not isinstance(side, numbers.Integral):
+            raise TypeError(f"{owner}: size must be ints, got {side!r} "
+                            f"({type(side).__name__}) in {sides}")
+        if not 0 <= side <= _MAX_SIDE:
+            raise ValueError(f"{owner}: sizes must be non-negative (and fit in memory), got "
+                             f"{side} in {sides}")
+    if math.prod(sides) > _MAX_SIDE:
+        raise ValueError(f"{owner}: a tensor of size {sides} has too many elements to exist")
+    return tuple(int(side) for side in sides)
