@@ -97,7 +97,11 @@ class Tensor:
 
     @classmethod
     def _make(cls, array: np.ndarray) -> "Tensor":
-        """Fast internal constructor: wrap an array that is already an ndarray of a valid dtype."""
+        """Fast internal constructor: wrap an array that is already an ndarray of a valid dtype.
+        A NumPy scalar (what ufuncs and indexing return for a 0-d result) becomes a 0-d array,
+        so that every tensor's data is writable in place like any other ndarray."""
+        if type(array) is not np.ndarray:
+            array = np.asarray(array)
         t = object.__new__(cls)
         t.data = array
         t.grad = None
