@@ -46,7 +46,8 @@ def _to_array(data, dtype=None, copy: bool = False) -> np.ndarray:
         raise TypeError(f"tensors hold float, integer or bool data; got dtype {array.dtype} "
                         f"from {type(data).__name__}")
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        with np.errstate(all="ignore"):  # NaN -> int is silent, as in PyTorch
+            array = array.astype(dtype, copy=False)
     if copy and (array is data or array.base is not None or
                  isinstance(data, Tensor) and array is data.data):
         array = array.copy()  # still the caller's memory: no conversion made a new array
@@ -283,6 +284,7 @@ class Tensor:
     def _inplace(self, name: str, ufunc, other) -> "Tensor":
         self._check_inplace(name, other)
         value = other.data if isinstance(other, Tensor) else other
+        quiet = autograd.quiet_begin()  # inf - inf is NaN without a NumPy warning, as in torch
         try:
             ufunc(self.data, value, out=self.data, casting="same_kind")
         except (TypeError, ValueError) as e:  # numpy's casting or broadcasting refusal
@@ -292,6 +294,8 @@ class Tensor:
             raise error(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
                         f"{self.dtype} in place with a value of shape {shape} and dtype "
                         f"{np.result_type(value)}") from None
+        finally:
+            autograd.quiet_end(quiet)
         self._version[0] += 1
         return self
 
