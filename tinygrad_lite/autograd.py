@@ -39,6 +39,8 @@ class set_grad_enabled:
     """Turn graph recording on or off for a ``with`` block (or a decorated function)."""
 
     def __init__(self, mode: bool):
+        if not isinstance(mode, (bool, np.bool_)):  # "no" would be truthy: recording on
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {mode!r}")
         self.mode = bool(mode)
         self.previous = None
 
@@ -461,7 +463,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
-    seeds = [_seed_gradient(o, g) for o, g in zip(outputs, grad_outputs)]
+    seeds = [_seed_gradient(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
     if retain_graph is None:
         retain_graph = create_graph
     results = run_backward(outputs, seeds, retain_graph, create_graph, inputs=inputs)
@@ -482,11 +484,12 @@ def _tensor_list(tensors, name: str) -> list:
                     f"{type(tensors).__name__}")
 
 
-def _seed_gradient(output, gradient):
-    """The starting gradient dL/d(output): 1 for a scalar, else it must be given."""
+def _seed_gradient(output, gradient, op: str):
+    """The starting gradient dL/d(output): 1 for a scalar, else it must be given. ``op`` (backward
+    or grad) is named in the errors."""
     if not output.requires_grad:
-        raise RuntimeError(f"element of outputs (shape {output.shape}) does not require grad and "
-                           f"has no graph: nothing to differentiate")
+        raise RuntimeError(f"{op}: element of outputs (shape {output.shape}) does not require "
+                           f"grad and has no graph: nothing to differentiate")
     if gradient is None:
         if output.data.size != 1:
             raise RuntimeError(
