@@ -305,10 +305,22 @@ class Cat(Function):
         return tuple(grads)
 
 
+def _tensor_sequence(tensors, op: str) -> list:
+    """cat/stack's first argument: a list or tuple of Tensors (or of arrays / numbers)."""
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Tensors, got "
+                        f"{type(tensors).__name__}")
+    try:
+        return [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: every element must be a Tensor or an array of numbers ({e})") \
+            from None
+
+
 def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Join tensors along an existing dimension ``dim`` (``axis``: NumPy's name for it)."""
     dim = dim_arg("cat", dim, axis, default=0)
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = _tensor_sequence(tensors, "cat")
     if not tensors:
         raise ValueError("cat: need at least one tensor")
     ndim = tensors[0].ndim
@@ -326,16 +338,13 @@ def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
 def stack(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Join same-shaped tensors along a new dimension ``dim``."""
     dim = dim_arg("stack", dim, axis, default=0)
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = _tensor_sequence(tensors, "stack")
     if not tensors:
         raise ValueError("stack: need at least one tensor")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
-    if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
-        raise IndexError(f"stack: dimension {dim} is out of range for tensors with "
-                         f"{tensors[0].ndim} dimension(s)")
-    dim = dim % (tensors[0].ndim + 1)
+    dim = dim_index("stack", dim, tensors[0].ndim + 1)  # one more place than there are dims
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
