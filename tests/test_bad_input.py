@@ -163,3 +163,10 @@ def test_what_pytorch_accepts_still_works():
     assert tg.tensor([1.0, 2.0, 3.0]).var(correction=2.0).item() == 2.0  # a whole float is ok
     t.fill_(np.int64(7))
     assert (t == 7).all().item()
+
+
+def test_python_numbers_that_overflow_the_dtype(warnings_are_errors):
+    half = tg.tensor([1.0], dtype=np.float16)
+    assert np.isinf((half.maximum(1e10)).data).all()                    # inf, silently
+    assert np.isinf(half.masked_fill(half > 0, 1e10).data).all()
+    _refused(RuntimeError, lambda: tg.tensor([1]) + 2 ** 70, "add", "overflow")

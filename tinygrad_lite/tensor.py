@@ -471,9 +471,17 @@ class Tensor:
             kind = self.data.dtype.kind
             if kind == "f" or (kind in "iu" and not isinstance(other, float)) or (
                     kind == "b" and isinstance(other, bool)):
-                return Tensor._make(np.array(other, dtype=self.data.dtype))
-            return Tensor._make(np.array(other, dtype=_FLOAT_DEFAULT if isinstance(other, float)
-                                         else np.int64))
+                dtype = self.data.dtype
+            else:
+                dtype = _FLOAT_DEFAULT if isinstance(other, float) else np.int64
+            quiet = autograd.quiet_begin()  # 1e10 in float16 is inf, silently
+            try:
+                return Tensor._make(np.array(other, dtype=dtype))
+            except OverflowError:  # an integer too large for the tensor's integer dtype
+                raise RuntimeError(f"{op}: the number {other} does not fit dtype {dtype} "
+                                   f"(overflow)") from None
+            finally:
+                autograd.quiet_end(quiet)
         try:
             return Tensor._make(_to_array(other))
         except (TypeError, ValueError) as e:
@@ -644,7 +652,8 @@ class Tensor:
                 self._value_array(value, "masked_fill")  # (refuses NaN/inf)
             value = value.to(self.dtype)
         elif isinstance(value, (int, float, bool, np.number, np.bool_)):
-            value = Tensor._make(self._value_array(value, "masked_fill").astype(self.dtype))
+            with np.errstate(all="ignore"):
+                value = Tensor._make(self._value_array(value, "masked_fill").astype(self.dtype))
         else:
             raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
                             f"{type(value).__name__}")
