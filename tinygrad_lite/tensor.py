@@ -928,4 +928,5 @@ autograd._Tensor = Tensor
 
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
-from .ops.args import bool_arg, dim_arg, dim_index, dtype_arg, keepdim_arg, number_arg  # noqa: E402,E501
+from .ops.args import (bool_arg, dim_arg, dim_index, dtype_arg, keepdim_arg,  # noqa: E402
+                       number_arg)

@@ -2,8 +2,8 @@
 
 PyTorch's argument names next to NumPy's: ``dim``/``axis`` and ``keepdim``/``keepdims``. Every
 op takes PyTorch's names; NumPy's are accepted as aliases (give one or the other). And the
-validators of flags (``bool_arg``), numbers (``number_arg``), dtypes (``dtype_arg``) and dimensions (``dim_index``): each
-raises PyTorch's exception class with a message naming the op.
+validators of flags (``bool_arg``), numbers (``number_arg``), dtypes (``dtype_arg``) and
+dimensions (``dim_index``): each raises PyTorch's exception class with a message naming the op.
 """
 
 from __future__ import annotations
