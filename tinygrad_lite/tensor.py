@@ -46,7 +46,9 @@ def _to_array(data, dtype=None, copy: bool = False) -> np.ndarray:
         raise TypeError(f"tensors hold float, integer or bool data; got dtype {array.dtype} "
                         f"from {type(data).__name__}")
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
+        dtype = dtype_arg("tensor", dtype)  # before the cast: NumPy would make complex, object
+        with np.errstate(all="ignore"):  # NaN -> int is silent, as in PyTorch
+            array = array.astype(dtype, copy=False)
     if copy and (array is data or array.base is not None or
                  isinstance(data, Tensor) and array is data.data):
         array = array.copy()  # still the caller's memory: no conversion made a new array
@@ -92,12 +94,16 @@ class Tensor:
         self._hooks = None
         self._retains_grad = False
         self._requires_grad = False
-        if requires_grad:
-            self.requires_grad = True
+        if bool_arg("tensor", "requires_grad", requires_grad):
+            self._set_requires_grad(True, "tensor")
 
     @classmethod
     def _make(cls, array: np.ndarray) -> "Tensor":
-        """Fast internal constructor: wrap an array that is already an ndarray of a valid dtype."""
+        """Fast internal constructor: wrap an array that is already an ndarray of a valid dtype.
+        A NumPy scalar (what ufuncs and indexing return for a 0-d result) becomes a 0-d array,
+        so that every tensor's data is writable in place like any other ndarray."""
+        if type(array) is not np.ndarray:
+            array = np.asarray(array)
         t = object.__new__(cls)
         t.data = array
         t.grad = None
@@ -116,17 +122,22 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and self.data.dtype.kind != "f":  # RuntimeError, as in PyTorch
-            raise RuntimeError(f"only Tensors of floating point dtype can require gradients; "
-                               f"this tensor has dtype {self.data.dtype} (convert with .float() "
-                               f"first)")
-        if not value and self._ctx is not None:
-            raise RuntimeError("requires_grad can only be turned off on a leaf tensor; use "
-                               ".detach() to get a tensor outside the graph")
-        self._requires_grad = bool(value)
+        self._set_requires_grad(bool_arg("requires_grad", "requires_grad", value),
+                                "requires_grad")
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        self.requires_grad = requires_grad
+        return self._set_requires_grad(
+            bool_arg("requires_grad_", "requires_grad", requires_grad), "requires_grad_")
+
+    def _set_requires_grad(self, value: bool, op: str) -> "Tensor":
+        if value and self.data.dtype.kind != "f":  # RuntimeError, as in PyTorch
+            raise RuntimeError(f"{op}: only Tensors of floating point dtype can require "
+                               f"gradients; this tensor has dtype {self.data.dtype} (convert "
+                               f"with .float() first)")
+        if not value and self._ctx is not None:
+            raise RuntimeError(f"{op}: requires_grad can only be turned off on a leaf tensor; "
+                               f"use .detach() to get a tensor outside the graph")
+        self._requires_grad = value
         return self
 
     @property
@@ -225,7 +236,11 @@ class Tensor:
         return float(self.item())
 
     def __int__(self) -> int:
-        return int(self.item())
+        value = self.item()
+        if isinstance(value, float) and not np.isfinite(value):  # Python's OverflowError
+            raise RuntimeError(f"int(): item() is {value}, which cannot be converted to an "
+                               f"integer")
+        return int(value)
 
     __hash__ = object.__hash__  # == builds a tensor, so hashing is by identity
 
@@ -238,7 +253,9 @@ class Tensor:
         The graph's saved values are freed afterwards unless ``retain_graph`` is True.
         With ``create_graph=True`` the backward pass is recorded too (for higher derivatives).
         """
-        seed = autograd._seed_gradient(self, gradient)
+        retain_graph = bool_arg("backward", "retain_graph", retain_graph)
+        create_graph = bool_arg("backward", "create_graph", create_graph)
+        seed = autograd._seed_gradient(self, gradient, "backward")
         autograd.run_backward([self], [seed], retain_graph or create_graph, create_graph)
 
     def retain_grad(self) -> None:
@@ -255,7 +272,8 @@ class Tensor:
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
         if not self._requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require grad")
         if self._hooks is None:
             self._hooks = {}
         key = object()
@@ -278,7 +296,8 @@ class Tensor:
 
     def _inplace(self, name: str, ufunc, other) -> "Tensor":
         self._check_inplace(name, other)
-        value = other.data if isinstance(other, Tensor) else other
+        value = self._operand(other, name).data
+        quiet = autograd.quiet_begin()  # inf - inf is NaN without a NumPy warning, as in torch
         try:
             ufunc(self.data, value, out=self.data, casting="same_kind")
         except (TypeError, ValueError) as e:  # numpy's casting or broadcasting refusal
@@ -288,6 +307,8 @@ class Tensor:
             raise error(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
                         f"{self.dtype} in place with a value of shape {shape} and dtype "
                         f"{np.result_type(value)}") from None
+        finally:
+            autograd.quiet_end(quiet)
         self._version[0] += 1
         return self
 
@@ -304,10 +325,18 @@ class Tensor:
         return self._inplace("/=", np.true_divide, other)
 
     def add_(self, other, alpha=1.0):
-        return self._inplace("add_", np.add, other if alpha == 1.0 else _scaled(other, alpha))
+        return self._inplace("add_", np.add, self._scaled(other, alpha, "add_"))
 
     def sub_(self, other, alpha=1.0):
-        return self._inplace("sub_", np.subtract, other if alpha == 1.0 else _scaled(other, alpha))
+        return self._inplace("sub_", np.subtract, self._scaled(other, alpha, "sub_"))
+
+    def _scaled(self, other, alpha, op: str):
+        """``alpha * other`` for add_/sub_ (the value itself when alpha is 1)."""
+        number_arg(op, "alpha", alpha)
+        if alpha == 1:
+            return other
+        with np.errstate(all="ignore"):
+            return self._operand(other, op).data * alpha
 
     def mul_(self, other):
         return self._inplace("mul_", np.multiply, other)
@@ -317,9 +346,30 @@ class Tensor:
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self.data[...] = value
+        value = self._value_array(value, "fill_")
+        if value.ndim != 0:
+            raise RuntimeError(f"fill_ only supports a number or a 0-dimensional value tensor, "
+                               f"got shape {value.shape}")
+        with np.errstate(all="ignore"):  # 1e10 into float16 is inf, silently
+            self.data[...] = value
         self._version[0] += 1
         return self
+
+    def _value_array(self, value, op: str) -> np.ndarray:
+        """The value written by fill_ / __setitem__, as an array of numbers; refused if it is not
+        numbers, or if it is NaN/inf going into an integer tensor (PyTorch's overflow error)."""
+        try:
+            array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"{op}: cannot make an array from the value: {e}") from None
+        if array.dtype.kind not in "fiub":
+            raise TypeError(f"{op}: the value must be a number, an array of numbers or a Tensor, "
+                            f"got {type(value).__name__} {value!r:.40}")
+        if self.data.dtype.kind in "iu" and array.dtype.kind == "f" and \
+                not np.isfinite(array).all():
+            raise RuntimeError(f"{op}: value cannot be converted to dtype {self.data.dtype} "
+                               f"without overflow (NaN or inf into an integer tensor)")
+        return array
 
     def zero_(self):
         return self.fill_(0)
@@ -338,8 +388,10 @@ class Tensor:
     def __setitem__(self, index, value):
         self._check_inplace("__setitem__", value)
         index = movement.check_index(index, self.shape)
+        value = self._value_array(value, "__setitem__")
         try:
-            self.data[index] = value.data if isinstance(value, Tensor) else value
+            with np.errstate(all="ignore"):
+                self.data[index] = value
         except (TypeError, ValueError) as e:
             raise ValueError(f"cannot assign a value of shape {np.shape(value)} to index {index!r}"
                              f" of a tensor with shape {self.shape}: {e}") from None
@@ -363,14 +415,13 @@ class Tensor:
                                 f"one device)")
         if device is not None:
             _check_device(device, "to")
-        return self if dtype is None else self.astype(dtype)
+        return self if dtype is None else self._cast(dtype_arg("to", dtype))
 
     def astype(self, dtype) -> "Tensor":
         """Cast to ``dtype`` (NumPy's name); the gradient is cast back."""
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"cannot convert a tensor to {dtype!r}: not a dtype") from None
+        return self._cast(dtype_arg("astype", dtype))
+
+    def _cast(self, dtype: np.dtype) -> "Tensor":
         if dtype == self.data.dtype:
             return self
         return elementwise.Cast.apply(self, dtype=dtype)
@@ -408,9 +459,10 @@ class Tensor:
 
     # -- arithmetic (ops/elementwise.py) -------------------------------------------------------
 
-    def _operand(self, other) -> "Tensor":
+    def _operand(self, other, op: str = "operand") -> "Tensor":
         """Turn a Python number / array into a Tensor. Python scalars take this tensor's dtype
-        (so `x * 2.0` stays float32), as in PyTorch; so do NumPy scalars (`x / np.sqrt(d)`)."""
+        (so `x * 2.0` stays float32), as in PyTorch; so do NumPy scalars (`x / np.sqrt(d)`).
+        Anything else (a str, None, a complex number) is a TypeError naming ``op``."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (np.bool_, np.integer, np.floating)):
@@ -419,10 +471,22 @@ class Tensor:
             kind = self.data.dtype.kind
             if kind == "f" or (kind in "iu" and not isinstance(other, float)) or (
                     kind == "b" and isinstance(other, bool)):
-                return Tensor._make(np.array(other, dtype=self.data.dtype))
-            return Tensor._make(np.array(other, dtype=_FLOAT_DEFAULT if isinstance(other, float)
-                                         else np.int64))
-        return Tensor(other)
+                dtype = self.data.dtype
+            else:
+                dtype = _FLOAT_DEFAULT if isinstance(other, float) else np.int64
+            quiet = autograd.quiet_begin()  # 1e10 in float16 is inf, silently
+            try:
+                return Tensor._make(np.array(other, dtype=dtype))
+            except OverflowError:  # an integer too large for the tensor's integer dtype
+                raise RuntimeError(f"{op}: the number {other} does not fit dtype {dtype} "
+                                   f"(overflow)") from None
+            finally:
+                autograd.quiet_end(quiet)
+        try:
+            return Tensor._make(_to_array(other))
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{op}: the other operand must be a Tensor, a number or an array of "
+                          f"numbers ({e})") from None
 
     def _binary(self, fn, other, reflected: bool = False) -> "Tensor":
         """Tensor-with-tensor arithmetic (the general path behind the operators).
@@ -431,7 +495,7 @@ class Tensor:
         (NumPy would make int64 + float32 a float64)."""
         x = self.to(_FLOAT_DEFAULT) if isinstance(other, (float, np.floating)) and \
             self.data.dtype.kind in "iub" else self
-        y = x._operand(other)
+        y = x._operand(other, fn.__name__.lower())  # Add -> "add", Maximum -> "maximum"
         return fn.apply(y, x) if reflected else fn.apply(x, y)
 
     # Each operator first tries the fast paths -- another Tensor, or a Python number with a float
@@ -495,10 +559,10 @@ class Tensor:
         return elementwise.Neg.apply(self)
 
     def __matmul__(self, other):
-        return linalg.matmul(self, self._operand(other))
+        return linalg.matmul(self, self._operand(other, "matmul"))
 
     def __rmatmul__(self, other):
-        return linalg.matmul(self._operand(other), self)
+        return linalg.matmul(self._operand(other, "matmul"), self)
 
     add, sub, mul, div, pow = __add__, __sub__, __mul__, __truediv__, __pow__
     matmul = __matmul__
@@ -539,6 +603,10 @@ class Tensor:
         return elementwise.Relu.apply(self)
 
     def leaky_relu(self, negative_slope: float = 0.01):
+        number_arg("leaky_relu", "negative_slope", negative_slope)
+        if self.data.dtype.kind != "f":  # as in PyTorch (the slope would not fit an integer)
+            raise RuntimeError(f"leaky_relu: not implemented for dtype {self.data.dtype}; "
+                               f"convert with .float() first")
         return elementwise.LeakyRelu.apply(self, slope=negative_slope)
 
     def gelu(self, approximate: str = "none"):
@@ -553,9 +621,19 @@ class Tensor:
         return elementwise.Abs.apply(self)
 
     def clip(self, min=None, max=None):
+        """Limit the values to [min, max]; each bound is a number, a Tensor or None."""
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
-        return elementwise.Clip.apply(self, low=min, high=max)
+        if isinstance(min, Tensor) or isinstance(max, Tensor):  # elementwise bounds
+            out = self if min is None else self.maximum(min)
+            return out if max is None else out.minimum(max)
+        bounds = [number_arg("clip", name, b) for name, b in (("min", min), ("max", max))
+                  if b is not None]
+        x = self
+        if self.data.dtype.kind != "f" and any(isinstance(b, (float, np.floating))
+                                              for b in bounds):
+            x = self.to(_FLOAT_DEFAULT)  # an integer tensor clipped at 0.5 becomes float32
+        return elementwise.Clip.apply(x, low=min, high=max)
 
     clamp = clip
 
@@ -570,13 +648,20 @@ class Tensor:
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but "
                                    f"got one with shape {value.shape}")
+            if value.dtype.kind == "f" and self.dtype.kind in "iu":
+                self._value_array(value, "masked_fill")  # (refuses NaN/inf)
             value = value.to(self.dtype)
         elif isinstance(value, (int, float, bool, np.number, np.bool_)):
-            value = Tensor._make(np.array(value, dtype=self.dtype))
+            with np.errstate(all="ignore"):
+                value = Tensor._make(self._value_array(value, "masked_fill").astype(self.dtype))
         else:
             raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
                             f"{type(value).__name__}")
-        return elementwise.where(mask, value, self)
+        try:
+            return elementwise.where(mask, value, self)
+        except ValueError:
+            raise ValueError(f"masked_fill: the mask of shape {mask.shape} cannot be broadcast "
+                             f"to the tensor's shape {self.shape}") from None
 
     def sign(self):
         return elementwise.Sign.apply(self)
@@ -605,7 +690,7 @@ class Tensor:
     # -- comparisons (no gradient; the result is a bool tensor) --------------------------------
 
     def _compare(self, other, ufunc, symbol):
-        other = self._operand(other)
+        other = self._operand(other, symbol)
         try:
             return Tensor._make(ufunc(self.data, other.data))
         except ValueError:
@@ -644,11 +729,13 @@ class Tensor:
     def any(self, dim=None, keepdim: bool = False):
         """True where any element (over ``dim``, or all) is non-zero; a bool tensor."""
         dim = reduce.normalize_axis(dim, self.ndim, "any")
+        keepdim = bool_arg("any", "keepdim", keepdim)
         return Tensor._make(np.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
     def all(self, dim=None, keepdim: bool = False):
         """True where every element (over ``dim``, or all) is non-zero; a bool tensor."""
         dim = reduce.normalize_axis(dim, self.ndim, "all")
+        keepdim = bool_arg("all", "keepdim", keepdim)
         return Tensor._make(np.asarray(self.data.all(axis=dim, keepdims=keepdim)))
 
     # -- reductions (ops/reduce.py) ------------------------------------------------------------
@@ -696,14 +783,16 @@ class Tensor:
         if dim is None:
             if self.data.size == 0:  # checked here so that the error names min, not amin
                 raise ValueError(f"min: cannot reduce an empty tensor of shape {self.shape}")
-            return self.amin(None, keepdim)
+            return self.amin((), keepdim)
         return reduce.max_min_along(self, dim, keepdim, largest=False)
 
     def amax(self, dim=(), keepdim: bool = False):
         """The maximum over ``dim`` (an int, a tuple, or () for all); ties share the gradient."""
+        if self.data.size == 0:  # checked here so that the error names amax, not max
+            raise ValueError(f"amax: cannot reduce an empty tensor of shape {self.shape}")
         dim = None if dim == () else dim
         return reduce.Max.apply(self, axis=reduce.normalize_axis(dim, self.ndim, "amax"),
-                                keepdims=keepdim)
+                                keepdims=bool_arg("amax", "keepdim", keepdim))
 
     def amin(self, dim=(), keepdim: bool = False):
         """The minimum over ``dim`` (an int, a tuple, or () for all); ties share the gradient."""
@@ -711,6 +800,9 @@ class Tensor:
             raise ValueError(f"amin: cannot reduce an empty tensor of shape {self.shape}")
         dim = None if dim == () else dim
         dim = reduce.normalize_axis(dim, self.ndim, "amin")
+        keepdim = bool_arg("amin", "keepdim", keepdim)
+        if self.data.dtype.kind != "f":  # no gradient; and -x fails on bools, overflows on ints
+            return Tensor._make(self.data.min(axis=dim, keepdims=keepdim))
         return -reduce.Max.apply(-self, axis=dim, keepdims=keepdim)
 
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
@@ -732,11 +824,15 @@ class Tensor:
 
     def softmax(self, dim: int = -1, *, axis=None):
         from .nn import functional
-        return functional.softmax(self, dim_arg("softmax", dim, axis, default=-1))
+        dim = dim_arg("softmax", dim, axis, default=-1)
+        dim_index("softmax", dim, self.ndim)  # checked here so that the errors name softmax
+        return functional.softmax(self, dim)
 
     def log_softmax(self, dim: int = -1, *, axis=None):
         from .nn import functional
-        return functional.log_softmax(self, dim_arg("log_softmax", dim, axis, default=-1))
+        dim = dim_arg("log_softmax", dim, axis, default=-1)
+        dim_index("log_softmax", dim, self.ndim)
+        return functional.log_softmax(self, dim)
 
     # -- shape and indexing (ops/movement.py) --------------------------------------------------
 
@@ -776,7 +872,8 @@ class Tensor:
         return movement.expand(self, shape)
 
     def broadcast_to(self, shape):
-        return movement.expand(self, tuple(shape))
+        return movement.expand(self, tuple(shape) if isinstance(shape, (tuple, list)) else
+                               (shape,))
 
     def tril(self, diagonal: int = 0):
         """The lower triangle of the last two dims (elements above ``diagonal`` become 0)."""
@@ -819,10 +916,6 @@ def _check_device(device, op: str) -> None:
                            f"runs on the CPU only (use device 'cpu')")
 
 
-def _scaled(other, alpha):
-    return (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
-
-
 class _HookHandle:
     def __init__(self, hooks: dict, key):
         self._hooks, self._key = hooks, key
@@ -835,4 +928,5 @@ autograd._Tensor = Tensor
 
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
-from .ops.args import dim_arg, keepdim_arg  # noqa: E402
+from .ops.args import (bool_arg, dim_arg, dim_index, dtype_arg, keepdim_arg,  # noqa: E402
+                       number_arg)

@@ -151,13 +151,19 @@ class Where(Function):
 
 def where(cond, x, y) -> Tensor:
     """Elementwise choice: ``x`` where ``cond`` is True, else ``y`` (all three broadcast)."""
-    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+    try:
+        cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+        if not isinstance(x, Tensor):
+            x = y._operand(x, "where") if isinstance(y, Tensor) else Tensor(x)
+        if not isinstance(y, Tensor):
+            y = x._operand(y, "where")
+    except (TypeError, ValueError) as e:
+        if str(e).startswith("where"):
+            raise
+        raise type(e)(f"where: cond, x and y must be Tensors, numbers or arrays of numbers "
+                      f"({e})") from None
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be a bool tensor, got dtype {cond.dtype}")
-    if not isinstance(x, Tensor):
-        x = y._operand(x) if isinstance(y, Tensor) else Tensor(x)
-    if not isinstance(y, Tensor):
-        y = x._operand(y)
     return Where.apply(cond, x, y)
 
 
@@ -368,7 +374,7 @@ class Sign(Function):
     uses_inputs = False
 
     def forward(self, x):
-        return np.sign(x)
+        return x.copy() if x.dtype == np.bool_ else np.sign(x)  # NumPy has no bool sign
 
     def backward(self, g, out):
         return g * 0.0

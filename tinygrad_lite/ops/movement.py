@@ -10,7 +10,7 @@ import numpy as np
 
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
-from .args import dim_arg
+from .args import dim_arg, dim_index
 
 
 # --------------------------------------------------------------------------------------------
@@ -34,34 +34,35 @@ class Reshape(Function):
         return g.reshape(self.in_shape)
 
 
-def _shape_arg(shape) -> tuple:
-    """Accept reshape(2, 3) and reshape((2, 3))."""
+def _shape_arg(shape, op: str) -> tuple:
+    """Accept reshape(2, 3) and reshape((2, 3)); -1 (one size to infer) is the only negative."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
-        if not isinstance(n, (int, np.integer)):
-            raise TypeError(f"shape entries must be ints, got {n!r} in {shape}")
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"{op}: shape entries must be ints, got {n!r} in {shape}")
+        if n < -1:  # NumPy would read any negative size as -1
+            raise RuntimeError(f"{op}: invalid shape dimension {n} in {shape}")
     return tuple(int(n) for n in shape)
 
 
 def reshape(x: Tensor, shape) -> Tensor:
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, "reshape")
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"reshape: only one dimension can be inferred (-1), got {shape}")
     if shape == x.shape:
         return x
     return Reshape.apply(x, shape=shape)
 
 
 def _dim(axis: int, ndim: int, op: str) -> int:
-    if not -ndim <= axis < max(ndim, 1):
-        raise IndexError(f"{op}: dimension {axis} is out of range for a tensor with {ndim} "
-                         f"dimension(s)")
-    return axis % max(ndim, 1)
+    return dim_index(op, axis, ndim)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     middle = int(np.prod(x.shape[start:end + 1]))
@@ -73,19 +74,15 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     dimension whose size is not 1 is left as it is, as in PyTorch."""
     if dim is None:
         return reshape(x, (tuple(n for n in x.shape if n != 1),))
-    dims = {_dim(d, x.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer))
-                                                  else dim)}
+    if not isinstance(dim, (tuple, list)):
+        dim = (dim,)
+    dims = {_dim(d, x.ndim, "squeeze") for d in dim}
     return reshape(x, (tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)),))
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
     """Insert a size-1 dimension at ``dim`` (-1 means at the end)."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"unsqueeze: dim must be an int, got {dim!r}")
-    if not -x.ndim - 1 <= dim <= x.ndim:
-        raise IndexError(f"unsqueeze: dimension {dim} is out of range for a tensor with "
-                         f"{x.ndim} dimension(s)")
-    dim = dim % (x.ndim + 1)
+    dim = dim_index("unsqueeze", dim, x.ndim + 1)  # one more place than there are dims
     return reshape(x, (x.shape[:dim] + (1,) + x.shape[dim:],))
 
 
@@ -104,7 +101,10 @@ class Permute(Function):
 def permute(x: Tensor, dims) -> Tensor:
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    dims = tuple(int(d) % max(x.ndim, 1) if -x.ndim <= d < x.ndim else d for d in dims)
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor with shape "
+                         f"{x.shape}; give each of its {x.ndim} dimensions once")
+    dims = tuple(_dim(d, x.ndim, "permute") for d in dims)
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of a "
                          f"tensor with shape {x.shape}")
@@ -119,6 +119,8 @@ def transpose(x: Tensor, dim0=None, dim1=None) -> Tensor:
     if dim0 is None or dim1 is None:
         raise TypeError("transpose takes two dimensions (or none to reverse all)")
     a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    if x.ndim == 0:  # dims 0 and -1 of a 0-d tensor: nothing to swap
+        return x
     dims = list(range(x.ndim))
     dims[a], dims[b] = dims[b], dims[a]
     return permute(x, tuple(dims))
@@ -142,7 +144,7 @@ class Expand(Function):
 
 
 def expand(x: Tensor, shape) -> Tensor:
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, "expand")
     offset = len(shape) - x.ndim
     if offset < 0:
         raise ValueError(f"expand: target shape {shape} has fewer dimensions than the tensor's "
@@ -303,10 +305,22 @@ class Cat(Function):
         return tuple(grads)
 
 
+def _tensor_sequence(tensors, op: str) -> list:
+    """cat/stack's first argument: a list or tuple of Tensors (or of arrays / numbers)."""
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}: expected a list or tuple of Tensors, got "
+                        f"{type(tensors).__name__}")
+    try:
+        return [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: every element must be a Tensor or an array of numbers ({e})") \
+            from None
+
+
 def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Join tensors along an existing dimension ``dim`` (``axis``: NumPy's name for it)."""
     dim = dim_arg("cat", dim, axis, default=0)
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = _tensor_sequence(tensors, "cat")
     if not tensors:
         raise ValueError("cat: need at least one tensor")
     ndim = tensors[0].ndim
@@ -324,30 +338,31 @@ def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
 def stack(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     """Join same-shaped tensors along a new dimension ``dim``."""
     dim = dim_arg("stack", dim, axis, default=0)
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = _tensor_sequence(tensors, "stack")
     if not tensors:
         raise ValueError("stack: need at least one tensor")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
-    if not -tensors[0].ndim - 1 <= dim <= tensors[0].ndim:
-        raise IndexError(f"stack: dimension {dim} is out of range for tensors with "
-                         f"{tensors[0].ndim} dimension(s)")
-    dim = dim % (tensors[0].ndim + 1)
+    dim = dim_index("stack", dim, tensors[0].ndim + 1)  # one more place than there are dims
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> list:
     """Pieces of ``split_size`` along dim (the last may be smaller), or of the listed sizes."""
-    dim = _dim(dim, x.ndim, "split")
+    dim = _dim_of_1d(x, dim, "split")
     length = x.shape[dim]
-    if isinstance(split_size_or_sections, (int, np.integer)):
-        step = int(split_size_or_sections)
+    sections = split_size_or_sections
+    if _is_int(sections):
+        step = int(sections)
         if step <= 0:
             raise ValueError(f"split: split_size must be positive, got {step}")
         sizes = [min(step, length - s) for s in range(0, length, step)] or [0]
     else:
-        sizes = [int(s) for s in split_size_or_sections]
+        if not isinstance(sections, (tuple, list)) or not all(_is_int(s) for s in sections):
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, "
+                            f"got {sections!r}")
+        sizes = [int(s) for s in sections]
         if sum(sizes) != length or any(s < 0 for s in sizes):
             raise ValueError(f"split: sizes {sizes} do not add up to {length}, the length of "
                              f"dimension {dim} of shape {x.shape}")
@@ -359,7 +374,21 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> list:
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> list:
+    if not _is_int(chunks):
+        raise TypeError(f"chunk: chunks must be an int, got {chunks!r}")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    length = x.shape[_dim(dim, x.ndim, "chunk")]
+    length = x.shape[_dim_of_1d(x, dim, "chunk")]
     return split(x, max(-(-length // chunks), 1), dim)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _dim_of_1d(x: Tensor, dim, op: str) -> int:
+    """split and chunk cut a dimension, so a 0-d tensor (which has none) is refused."""
+    dim = _dim(dim, x.ndim, op)
+    if x.ndim == 0:
+        raise RuntimeError(f"{op} expects at least a 1-dimensional tensor")
+    return dim

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..tensor import Tensor
+from .args import bool_arg
 from .movement import gather
 
 # What max(dim), min(dim) and topk return, as torch.return_types.max/min/topk: a tuple
@@ -41,8 +42,9 @@ def normalize_axis(axis, ndim: int, op: str):
         if ndim == 0 and a in (0, -1):
             continue  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
         if not -ndim <= a < ndim:
-            raise IndexError(f"{op}: dim {a} is out of range for a tensor with {ndim} "
-                             f"dimension(s) (valid: {-ndim}..{ndim - 1})")
+            raise IndexError(f"{op}: Dimension out of range (expected to be in range of "
+                             f"[{-ndim}, {ndim - 1}], but got {a}): dim {a} of a tensor with "
+                             f"{ndim} dimension(s)")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: a dim appears multiple times in {axis!r}")
@@ -130,8 +132,10 @@ def correction_arg(op: str, unbiased, correction) -> float:
         return 1
     if isinstance(correction, (bool, np.bool_)) or not isinstance(
             correction, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{op}(): correction must be a number, got {correction!r}")
-    return correction
+        raise TypeError(f"{op}(): correction must be an int, got {correction!r}")
+    if not float(correction).is_integer():  # (inf and NaN too) PyTorch documents an int
+        raise ValueError(f"{op}(): correction must be a whole number, got {correction!r}")
+    return int(correction)
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, correction: float = 1) -> Tensor:
@@ -186,6 +190,7 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     first, or smallest first with ``largest=False``). NaN counts as larger than every number, as
     in PyTorch. ``sorted=False`` is accepted and still sorts (torch leaves that order open)."""
     d = _one_dim(x, dim, "topk")
+    largest, sorted = bool_arg("topk", "largest", largest), bool_arg("topk", "sorted", sorted)
     length = x.shape[d] if x.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"topk(): k must be an int, got {k!r}")
