@@ -730,13 +730,13 @@ class Tensor:
         return reduce.arg_reduce(self, np.argmin, dim_arg("argmin", dim, axis),
                                  keepdim_arg("argmin", keepdim, keepdims), "argmin")
 
+    # -- softmax (ops/nn.py) --------------------------------------------------------------------
+
     def softmax(self, dim: int = -1, *, axis=None):
-        from .nn import functional
-        return functional.softmax(self, dim_arg("softmax", dim, axis, default=-1))
+        return nn_ops.softmax(self, dim_arg("softmax", dim, axis, default=-1))
 
     def log_softmax(self, dim: int = -1, *, axis=None):
-        from .nn import functional
-        return functional.log_softmax(self, dim_arg("log_softmax", dim, axis, default=-1))
+        return nn_ops.log_softmax(self, dim_arg("log_softmax", dim, axis, default=-1))
 
     # -- shape and indexing (ops/movement.py) --------------------------------------------------
 
@@ -835,4 +835,5 @@ autograd._Tensor = Tensor
 
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
+from .ops import nn as nn_ops  # noqa: E402
 from .ops.args import dim_arg, keepdim_arg  # noqa: E402
