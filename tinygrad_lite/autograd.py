@@ -120,6 +120,16 @@ class Function:
     ``self.inputs`` and the output tensor as ``out``; options passed to ``apply`` as keyword
     arguments become attributes before ``forward`` runs.
 
+    **One rule for backward.** ``backward`` is the single readable statement of the op's
+    derivative, written in Tensor operations, so that under ``create_graph=True`` the walk records
+    it and it can be differentiated again. An op that needs speed may also define
+    ``backward_arrays(self, grad, out)``: the same first derivative on NumPy arrays (``grad``
+    and ``out`` are the arrays of dL/d(out) and of the output; it returns one array, or one
+    array or ``None`` per input). The walk calls it instead of ``backward`` whenever the
+    backward pass is not being recorded; ``tests/test_backward_arrays.py`` checks it against
+    ``backward`` for every op that has one. Only the ops in ``ops/nn.py`` (the fused C kernels
+    and LayerNorm/Linear) need it.
+
     Two class flags tell the engine what ``backward`` reads, so that an in-place change to
     those tensors between forward and backward is caught (see ``Tensor._version``):
     ``uses_inputs`` (default True) and ``uses_output`` (default False).
@@ -139,6 +149,7 @@ class Function:
     uses_output = False
     is_view = False  # the output shares memory (and so its version counter) with input 0
     freed = False    # set by _release() once backward has run without retain_graph
+    backward_arrays = None  # optional fast first-order backward on arrays (see above)
 
     def __init__(self, **options):
         self.__dict__.update(options)
@@ -328,9 +339,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             if node.uses_inputs or node.uses_output:
                 node._check_versions(tensor)
             if _anomaly_enabled:
-                input_grads = _backward_with_anomaly_context(node, grad, tensor)
-            else:
+                input_grads = _backward_with_anomaly_context(node, grad, tensor, create_graph)
+            elif create_graph or node.backward_arrays is None:
                 input_grads = node.backward(grad, tensor)
+            else:  # not recorded: the op's fast first-order method
+                input_grads = _backward_on_arrays(node, grad, tensor)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, g in zip(node.inputs, input_grads):
@@ -353,13 +366,23 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     return results
 
 
-def _backward_with_anomaly_context(node, grad, out):
-    """Run node.backward so that a NaN/Inf inside it is reported as coming from this node."""
+def _backward_on_arrays(node, grad, out):
+    """Call ``node.backward_arrays`` on the arrays and wrap what it returns as gradient tensors."""
+    arrays = node.backward_arrays(grad.data, out.data)
+    if type(arrays) is not tuple:
+        return grad._make(arrays)
+    return tuple(None if a is None else grad._make(a) for a in arrays)
+
+
+def _backward_with_anomaly_context(node, grad, out, create_graph):
+    """Run node's backward so that a NaN/Inf inside it is reported as coming from this node."""
     global _anomaly_where
     _anomaly_where = (f", inside the backward of {type(node).__name__} (whose forward ran at:\n"
                       f"{getattr(node, 'forward_stack', '?')})")
     try:
-        return node.backward(grad, out)
+        if create_graph or node.backward_arrays is None:
+            return node.backward(grad, out)
+        return _backward_on_arrays(node, grad, out)
     finally:
         _anomaly_where = ""
 

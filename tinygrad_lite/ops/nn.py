@@ -6,14 +6,17 @@ layer norm replaces about nine ops, and linear adds its bias inside the GEMM. Th
 checks live in ``nn/functional.py`` (``softmax`` and ``log_softmax`` here, because
 ``Tensor.softmax`` calls them too).
 
-Forward works on NumPy arrays, backward on Tensors.
+Forward works on NumPy arrays, backward on Tensors (the readable statement of the math, used
+when the backward pass is itself recorded). Where speed matters an op adds
+``backward_arrays``: the same first derivative on arrays, which the walk uses otherwise (see
+``Function`` in autograd.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd, kernels
+from .. import kernels
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
 
@@ -52,9 +55,10 @@ class Softmax(Function):
         return _last_axis(kernels.softmax, x, self.axis)
 
     def backward(self, g, y):
-        if not autograd.is_grad_enabled():  # first derivative only: the fused kernel
-            return Tensor._make(_last_axis(kernels.softmax_backward, y.data, self.axis, g.data))
         return y * (g - (g * y).sum(self.axis, keepdims=True))
+
+    def backward_arrays(self, g, y):
+        return _last_axis(kernels.softmax_backward, y, self.axis, g)  # the fused kernel
 
 
 class LogSoftmax(Function):
@@ -65,10 +69,10 @@ class LogSoftmax(Function):
         return _last_axis(kernels.log_softmax, x, self.axis)
 
     def backward(self, g, y):
-        if not autograd.is_grad_enabled():
-            return Tensor._make(_last_axis(kernels.log_softmax_backward, y.data, self.axis,
-                                           g.data))
         return g - y.exp() * g.sum(self.axis, keepdims=True)
+
+    def backward_arrays(self, g, y):
+        return _last_axis(kernels.log_softmax_backward, y, self.axis, g)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -130,13 +134,16 @@ class CrossEntropy(Function):
 
     def backward(self, g, out):
         logits = self.inputs[0]
-        fused = getattr(self, "dlogits", None)
-        if fused is not None and not autograd.is_grad_enabled():
-            # The kernel already computed (softmax - onehot)/count. For the usual
-            # loss.backward() (g = 1) hand it on as it is: no (N, V) multiply, no copy.
-            return Tensor._make(fused) if g.data == 1 else g * Tensor._make(fused)
         q = Tensor._make(self.target_distribution(logits.dtype))
         return (softmax(logits, 1) - q) * self.row_weights(g)
+
+    def backward_arrays(self, g, out):
+        fused = getattr(self, "dlogits", None)
+        if fused is None:  # no fused gradient (a reduction or smoothing the kernel does not do)
+            return self.backward(Tensor._make(g), None).data
+        # The kernel already computed (softmax - onehot)/count. For the usual loss.backward()
+        # (g = 1) hand it on as it is: no (N, V) multiply, no copy.
+        return fused if g == 1 else g * fused
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,28 +160,27 @@ class LayerNormOp(Function):
         centered = x - mean
         self.rstd = 1.0 / np.sqrt((centered * centered).mean(axis=self.axes, keepdims=True)
                                   + self.eps)
-        self.xhat = centered * self.rstd  # saved: the first-order backward needs only these
+        self.xhat = centered * self.rstd  # saved: backward_arrays needs only these
         return self.xhat * w + b
 
     def backward(self, g, out):
         x, w, b = self.inputs
-        if autograd.is_grad_enabled():  # create_graph: the same math in recorded Tensor ops
-            centered = x - x.mean(axis=self.axes, keepdims=True)
-            rstd = ((centered * centered).mean(axis=self.axes, keepdims=True) + self.eps) ** -0.5
-            xhat, gx = centered * rstd, g * w
-            dx = rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
-                         - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
-            return dx, unbroadcast(g * xhat, w.shape), unbroadcast(g, b.shape)
-        g_, xhat = g.data, self.xhat
-        gx = g_ * w.data
+        centered = x - x.mean(axis=self.axes, keepdims=True)
+        rstd = ((centered * centered).mean(axis=self.axes, keepdims=True) + self.eps) ** -0.5
+        xhat, gx = centered * rstd, g * w
+        dx = rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
+                     - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
+        return dx, unbroadcast(g * xhat, w.shape), unbroadcast(g, b.shape)
+
+    def backward_arrays(self, g, out):
+        x, w, b = self.inputs
+        xhat, gx = self.xhat, g * w.data
         dx = self.rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
                           - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
-        leading = tuple(range(g_.ndim - w.ndim))
-        dw = (g_ * xhat).sum(axis=leading) if w.requires_grad else None
-        db = g_.sum(axis=leading) if b.requires_grad else None
-        return (Tensor._make(dx.astype(x.dtype, copy=False)),
-                None if dw is None else Tensor._make(dw),
-                None if db is None else Tensor._make(db))
+        leading = tuple(range(g.ndim - w.ndim))
+        dw = (g * xhat).sum(axis=leading) if w.requires_grad else None
+        db = g.sum(axis=leading) if b.requires_grad else None
+        return dx.astype(x.dtype, copy=False), dw, db
 
 
 class LinearOp(Function):
@@ -187,12 +193,14 @@ class LinearOp(Function):
 
     def backward(self, g, out):
         x, w, b = self.inputs
-        if autograd.is_grad_enabled():  # create_graph: recorded Tensor ops
-            g_rows, x_rows = g.reshape(-1, w.shape[0]), x.reshape(-1, x.shape[-1])
-            return g @ w, g_rows.transpose(0, 1) @ x_rows, g_rows.sum(0)
-        g_rows = g.data.reshape(-1, w.shape[0])
+        g_rows, x_rows = g.reshape(-1, w.shape[0]), x.reshape(-1, x.shape[-1])
+        return g @ w, g_rows.transpose(0, 1) @ x_rows, g_rows.sum(0)
+
+    def backward_arrays(self, g, out):
+        x, w, b = self.inputs
+        g_rows = g.reshape(-1, w.shape[0])
         x_rows = x.data.reshape(-1, x.shape[-1])
         dx = kernels.matmul(g_rows, w.data).reshape(x.shape) if x.requires_grad else None
         dw = kernels.matmul(g_rows.T, x_rows) if w.requires_grad else None  # Tᵀ: a GEMM flag
         db = g_rows.sum(axis=0) if b.requires_grad else None
-        return tuple(None if a is None else Tensor._make(a) for a in (dx, dw, db))
+        return dx, dw, db
