@@ -264,6 +264,13 @@ class Tensor:
 
     # -- in-place operations -------------------------------------------------------------------
 
+    def _bump_version(self) -> None:
+        """Record that ``data`` was changed in place (by an op here, or an optimizer step): a
+        pending backward that saved the old values then raises instead of using the new ones
+        (Function._check_versions). Views share the counter, so a change through one counts
+        for all."""
+        self._version[0] += 1
+
     def _check_inplace(self, name: str, other=None) -> None:
         """In-place changes are never recorded in the graph, so refuse them where they would be."""
         if not autograd.is_grad_enabled():
@@ -288,7 +295,7 @@ class Tensor:
             raise error(f"{name}: cannot update a tensor of shape {self.shape} and dtype "
                         f"{self.dtype} in place with a value of shape {shape} and dtype "
                         f"{np.result_type(value)}") from None
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __iadd__(self, other):
@@ -318,7 +325,7 @@ class Tensor:
     def fill_(self, value):
         self._check_inplace("fill_")
         self.data[...] = value
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def zero_(self):
@@ -332,7 +339,7 @@ class Tensor:
         except (TypeError, ValueError):
             raise ValueError(f"copy_: cannot copy shape {src_data.shape} ({src_data.dtype}) into "
                              f"shape {self.shape} ({self.dtype})") from None
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __setitem__(self, index, value):
@@ -343,7 +350,7 @@ class Tensor:
         except (TypeError, ValueError) as e:
             raise ValueError(f"cannot assign a value of shape {np.shape(value)} to index {index!r}"
                              f" of a tensor with shape {self.shape}: {e}") from None
-        self._version[0] += 1
+        self._bump_version()
 
     # -- dtype ---------------------------------------------------------------------------------
 
@@ -830,8 +837,6 @@ class _HookHandle:
     def remove(self) -> None:
         self._hooks.pop(self._key, None)
 
-
-autograd._Tensor = Tensor
 
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
