@@ -24,7 +24,7 @@ from tinygrad_lite.autograd import Function
 from tinygrad_lite.models.gpt import GPT, GPTConfig
 from tinygrad_lite.optim import AdamW
 
-exclusive = defaultdict(float)   # (phase, op, "forward"/"backward") -> seconds
+exclusive = defaultdict(float)   # (phase, op, "forward"/"backward"/"backward_arrays") -> seconds
 calls = defaultdict(int)
 _children = []                   # stack: time spent in nested timed calls
 _phase = ["forward"]             # the phase of the step being run
@@ -50,7 +50,7 @@ def instrument() -> None:
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
-        for method in ("forward", "backward"):
+        for method in ("forward", "backward", "backward_arrays"):
             if method in cls.__dict__:
                 setattr(cls, method, _timed((cls.__name__, method), cls.__dict__[method]))
 

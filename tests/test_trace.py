@@ -41,16 +41,21 @@ def small_gpt(seed=0):
 
 
 def record_backward_calls(monkeypatch, root) -> list:
-    """Wrap the backward of every Function class in root's graph: the calls, in order."""
+    """Wrap the backward methods of every Function class in root's graph -- ``backward`` and,
+    where an op has one, its first-order ``backward_arrays`` (the walk calls one of the two per
+    node) -- and return the calls, in order."""
     calls = []
     classes = {type(t._ctx) for t in topological_order(root) if t._ctx is not None}
     for cls in classes:
-        original = cls.backward
+        for method in ("backward", "backward_arrays"):
+            original = getattr(cls, method, None)
+            if original is None:
+                continue
 
-        def wrapped(self, g, out, original=original):
-            calls.append((type(self).__name__, tuple(out.shape)))
-            return original(self, g, out)
-        monkeypatch.setattr(cls, "backward", wrapped)
+            def wrapped(self, g, out, original=original):
+                calls.append((type(self).__name__, tuple(out.shape)))
+                return original(self, g, out)
+            monkeypatch.setattr(cls, method, wrapped)
     return calls
 
 

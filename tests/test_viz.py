@@ -169,7 +169,7 @@ def test_clusters_group_a_gpt_by_module():
     for n in ops:
         module_of.setdefault(n.label, set()).add(".".join(n.module))
     assert module_of["Softmax"] == {"blocks.0.self_attn", "blocks.1.self_attn"}
-    assert module_of["LayerNorm"] == {"blocks.0.ln1", "blocks.0.ln2", "blocks.1.ln1",
+    assert module_of["LayerNormOp"] == {"blocks.0.ln1", "blocks.0.ln2", "blocks.1.ln1",
                                       "blocks.1.ln2", "ln_f"}
     assert "" in module_of["Add"]  # the residual stream
     # cut to depth 2: only "blocks.0"-style clusters, no deeper ones

@@ -106,7 +106,14 @@ def _check_finite(array: np.ndarray, what: str) -> None:
                            f"{array.dtype}) produced by {what}")
 
 
-_Tensor = None  # set by tensor.py once the Tensor class exists (the two modules need each other)
+@functools.cache
+def _tensor_class():
+    """The Tensor class, for isinstance checks and conversions. The dependency runs tensor.py ->
+    autograd.py (Tensor.backward calls run_backward), so this module imports tensor.py only here,
+    on first use, never while it loads. The hot paths need no import: they make new tensors with
+    ``_make`` of a tensor they already hold (an op's input, a gradient)."""
+    from .tensor import Tensor
+    return Tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,7 +153,20 @@ class Function:
     ``backward(self, grad, out)`` on Tensors: ``grad`` is dL/d(out) and it returns one gradient
     per input (``None`` for inputs that get none). The input tensors are available as
     ``self.inputs`` and the output tensor as ``out``; options passed to ``apply`` as keyword
-    arguments become attributes before ``forward`` runs.
+    arguments (``Sum.apply(x, axis=0, keepdims=False)``) become attributes (``self.axis``) before
+    ``forward`` runs. An option may not reuse the name of anything the class defines or the
+    engine keeps on a node (``inputs``, ``freed``, ``forward``, ...): ``apply`` raises a
+    TypeError instead of letting it overwrite engine state.
+
+    **One rule for backward.** ``backward`` is the single readable statement of the op's
+    derivative, written in Tensor operations, so that under ``create_graph=True`` the walk records
+    it and it can be differentiated again. An op that needs speed may also define
+    ``backward_arrays(self, grad, out)``: the same first derivative on NumPy arrays (``grad``
+    and ``out`` are the arrays of dL/d(out) and of the output; it returns one array, or one
+    array or ``None`` per input). The walk calls it instead of ``backward`` whenever the
+    backward pass is not being recorded; ``tests/test_backward_arrays.py`` checks it against
+    ``backward`` for every op that has one. Only the ops in ``ops/nn.py`` (the fused C kernels
+    and LayerNorm/Linear) need it.
 
     Two class flags tell the engine what ``backward`` reads, so that an in-place change to
     those tensors between forward and backward is caught (see ``Tensor._version``):
@@ -167,8 +187,17 @@ class Function:
     uses_output = False
     is_view = False  # the output shares memory (and so its version counter) with input 0
     freed = False    # set by _release() once backward has run without retain_graph
+    backward_arrays = None  # optional fast first-order backward on arrays (see above)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The names an option may not take: everything the class defines, and what the engine
+        # puts on a node. Computed once per op class, so apply checks them in one set operation.
+        cls._reserved_names = frozenset(dir(cls)) | _ENGINE_ATTRIBUTES
 
     def __init__(self, **options):
+        if options and not self._reserved_names.isdisjoint(options):
+            _refuse_options(type(self), options)
         self.__dict__.update(options)
 
     @classmethod
@@ -180,11 +209,15 @@ class Function:
         """
         node = object.__new__(cls)
         if options:
+            if not cls._reserved_names.isdisjoint(options):
+                _refuse_options(cls, options)
             node.__dict__ = options  # the options (axis, shape, ...) become attributes
         quiet = quiet_begin()  # NaN/Inf results without NumPy warnings, as in PyTorch
         try:
-            if len(inputs) == 1:
+            if len(inputs) == 1:  # the common arities without building a list
                 out_data = node.forward(inputs[0].data)
+            elif len(inputs) == 2:
+                out_data = node.forward(inputs[0].data, inputs[1].data)
             else:
                 out_data = node.forward(*[t.data for t in inputs])
         except ValueError as e:
@@ -197,8 +230,8 @@ class Function:
             quiet_end(quiet)
         if _anomaly_enabled:
             _check_finite(out_data, f"the forward of {cls.__name__}" + _anomaly_where)
-        out = _Tensor._make(out_data)
-        if cls.is_view:
+        out = inputs[0]._make(out_data)  # a new Tensor (of the inputs' class)
+        if node.is_view:  # a class flag, or set by forward when only some calls give a view
             out._version = inputs[0]._version
         if not _grad_enabled or out_data.dtype.kind != "f":  # only float results carry grads
             return out
@@ -256,11 +289,19 @@ class Function:
 
 # What Function.apply itself puts on a node: not values the op saved.
 _ENGINE_ATTRIBUTES = frozenset({"inputs", "saved_versions", "forward_stack"})
+Function._reserved_names = frozenset(dir(Function)) | _ENGINE_ATTRIBUTES
+
+
+def _refuse_options(cls, options) -> None:
+    clash = sorted(cls._reserved_names.intersection(options))
+    raise TypeError(f"{cls.__name__}.apply: option name(s) {', '.join(map(repr, clash))} would "
+                    f"overwrite {'an attribute' if len(clash) == 1 else 'attributes'} of the "
+                    f"node that the engine or the op itself uses; rename the option")
 
 
 def _holds_array(value) -> bool:
     """True for an array or Tensor, or a tuple/list/dict containing one (e.g. an index)."""
-    if isinstance(value, (np.ndarray, _Tensor)):
+    if isinstance(value, (np.ndarray, _tensor_class())):
         return True
     if isinstance(value, (tuple, list)):
         return any(_holds_array(v) for v in value)
@@ -367,9 +408,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             if node.uses_inputs or node.uses_output:
                 node._check_versions(tensor)
             if _anomaly_enabled:
-                input_grads = _backward_with_anomaly_context(node, grad, tensor)
-            else:
+                input_grads = _backward_with_anomaly_context(node, grad, tensor, create_graph)
+            elif create_graph or node.backward_arrays is None:
                 input_grads = node.backward(grad, tensor)
+            else:  # not recorded: the op's fast first-order method
+                input_grads = _backward_on_arrays(node, grad, tensor)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, g in zip(node.inputs, input_grads):
@@ -394,13 +437,23 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     return results
 
 
-def _backward_with_anomaly_context(node, grad, out):
-    """Run node.backward so that a NaN/Inf inside it is reported as coming from this node."""
+def _backward_on_arrays(node, grad, out):
+    """Call ``node.backward_arrays`` on the arrays and wrap what it returns as gradient tensors."""
+    arrays = node.backward_arrays(grad.data, out.data)
+    if type(arrays) is not tuple:
+        return grad._make(arrays)
+    return tuple(None if a is None else grad._make(a) for a in arrays)
+
+
+def _backward_with_anomaly_context(node, grad, out, create_graph):
+    """Run node's backward so that a NaN/Inf inside it is reported as coming from this node."""
     global _anomaly_where
     _anomaly_where = (f", inside the backward of {type(node).__name__} (whose forward ran at:\n"
                       f"{getattr(node, 'forward_stack', '?')})")
     try:
-        return node.backward(grad, out)
+        if create_graph or node.backward_arrays is None:
+            return node.backward(grad, out)
+        return _backward_on_arrays(node, grad, out)
     finally:
         _anomaly_where = ""
 
@@ -414,7 +467,8 @@ def _run_hooks(tensor, grad):
         replaced = hook(grad)
         if replaced is None:
             continue
-        replaced = replaced if isinstance(replaced, _Tensor) else _Tensor(replaced)
+        Tensor = _tensor_class()
+        replaced = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
         name = getattr(hook, "__qualname__", None) or repr(hook)
         if replaced.shape != grad.shape:
             raise RuntimeError(f"hook {name!r} has changed the size of value: the gradient has "
@@ -431,7 +485,7 @@ def _run_hooks(tensor, grad):
 def _accumulate(tensor, grad, create_graph):
     """Add ``grad`` into ``tensor.grad`` (a fresh array, never shared with another tensor)."""
     if not create_graph:
-        grad = _Tensor._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
+        grad = grad._make(np.array(grad.data, copy=True)) if tensor.grad is None else grad.detach()
     elif tensor.grad is None:
         grad = grad.clone()  # recorded copy: one gradient tensor may reach several leaves
     if tensor.grad is None:
@@ -439,7 +493,7 @@ def _accumulate(tensor, grad, create_graph):
     elif create_graph:
         tensor.grad = tensor.grad + grad
     else:
-        tensor.grad = _Tensor._make(tensor.grad.data + grad.data)
+        tensor.grad = grad._make(tensor.grad.data + grad.data)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -455,7 +509,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     inputs = _tensor_list(inputs, "inputs")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, _Tensor):
+    elif isinstance(grad_outputs, _tensor_class()):
         grad_outputs = [grad_outputs]
     if len(grad_outputs) != len(outputs):
         raise RuntimeError(f"grad: got {len(outputs)} outputs but {len(grad_outputs)} "
@@ -476,9 +530,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 def _tensor_list(tensors, name: str) -> list:
     """grad()'s outputs / inputs: one Tensor or a sequence of them, as a list."""
-    if isinstance(tensors, _Tensor):
+    Tensor = _tensor_class()
+    if isinstance(tensors, Tensor):
         return [tensors]
-    if isinstance(tensors, (list, tuple)) and all(isinstance(t, _Tensor) for t in tensors):
+    if isinstance(tensors, (list, tuple)) and all(isinstance(t, Tensor) for t in tensors):
         return list(tensors)
     raise TypeError(f"grad: {name} must be a Tensor or a list/tuple of Tensors, got "
                     f"{type(tensors).__name__}")
@@ -496,10 +551,11 @@ def _seed_gradient(output, gradient, op: str):
                 f"backward() needs a scalar output to start from, but this tensor has shape "
                 f"{output.shape}. Reduce it first (e.g. loss.sum() or loss.mean()) or pass "
                 f"gradient=<tensor of the same shape>.")
-        return _Tensor._make(np.ones(output.shape, dtype=output.dtype))
-    if not isinstance(gradient, _Tensor):
+        return output._make(np.ones(output.shape, dtype=output.dtype))
+    Tensor = _tensor_class()
+    if not isinstance(gradient, Tensor):
         try:
-            gradient = _Tensor(np.asarray(gradient, dtype=output.dtype))
+            gradient = Tensor(np.asarray(gradient, dtype=output.dtype))
         except (TypeError, ValueError):
             raise TypeError(f"backward: gradient must be a Tensor or an array of numbers of the "
                             f"output's shape {output.shape}, got {type(gradient).__name__} "

@@ -282,6 +282,13 @@ class Tensor:
 
     # -- in-place operations -------------------------------------------------------------------
 
+    def _bump_version(self) -> None:
+        """Record that ``data`` was changed in place (by an op here, or an optimizer step): a
+        pending backward that saved the old values then raises instead of using the new ones
+        (Function._check_versions). Views share the counter, so a change through one counts
+        for all."""
+        self._version[0] += 1
+
     def _check_inplace(self, name: str, other=None) -> None:
         """In-place changes are never recorded in the graph, so refuse them where they would be."""
         if not autograd.is_grad_enabled():
@@ -309,7 +316,7 @@ class Tensor:
                         f"{np.result_type(value)}") from None
         finally:
             autograd.quiet_end(quiet)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __iadd__(self, other):
@@ -352,7 +359,7 @@ class Tensor:
                                f"got shape {value.shape}")
         with np.errstate(all="ignore"):  # 1e10 into float16 is inf, silently
             self.data[...] = value
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def _value_array(self, value, op: str) -> np.ndarray:
@@ -382,7 +389,7 @@ class Tensor:
         except (TypeError, ValueError):
             raise ValueError(f"copy_: cannot copy shape {src_data.shape} ({src_data.dtype}) into "
                              f"shape {self.shape} ({self.dtype})") from None
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __setitem__(self, index, value):
@@ -395,7 +402,7 @@ class Tensor:
         except (TypeError, ValueError) as e:
             raise ValueError(f"cannot assign a value of shape {np.shape(value)} to index {index!r}"
                              f" of a tensor with shape {self.shape}: {e}") from None
-        self._version[0] += 1
+        self._bump_version()
 
     # -- dtype ---------------------------------------------------------------------------------
 
@@ -822,17 +829,17 @@ class Tensor:
         return reduce.arg_reduce(self, np.argmin, dim_arg("argmin", dim, axis),
                                  keepdim_arg("argmin", keepdim, keepdims), "argmin")
 
+    # -- softmax (ops/nn.py) --------------------------------------------------------------------
+
     def softmax(self, dim: int = -1, *, axis=None):
-        from .nn import functional
         dim = dim_arg("softmax", dim, axis, default=-1)
         dim_index("softmax", dim, self.ndim)  # checked here so that the errors name softmax
-        return functional.softmax(self, dim)
+        return nn_ops.softmax(self, dim)
 
     def log_softmax(self, dim: int = -1, *, axis=None):
-        from .nn import functional
         dim = dim_arg("log_softmax", dim, axis, default=-1)
         dim_index("log_softmax", dim, self.ndim)
-        return functional.log_softmax(self, dim)
+        return nn_ops.log_softmax(self, dim)
 
     # -- shape and indexing (ops/movement.py) --------------------------------------------------
 
@@ -924,9 +931,8 @@ class _HookHandle:
         self._hooks.pop(self._key, None)
 
 
-autograd._Tensor = Tensor
-
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
+from .ops import nn as nn_ops  # noqa: E402
 from .ops.args import (bool_arg, dim_arg, dim_index, dtype_arg, keepdim_arg,  # noqa: E402
                        number_arg)

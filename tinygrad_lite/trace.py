@@ -80,7 +80,7 @@ def _norm(grad) -> float:
 
 def _array_bytes(value, seen: set) -> int:
     """Bytes of the arrays (and Tensors) in ``value``, each array counted once."""
-    if isinstance(value, autograd._Tensor):
+    if isinstance(value, autograd._tensor_class()):
         value = value.data
     if isinstance(value, np.ndarray):
         if id(value) in seen:

@@ -1,8 +1,8 @@
 """Neural-network functions (the ``torch.nn.functional`` of this package).
 
-Softmax, log-softmax and cross-entropy are Functions of their own because their fused forms are
-much cheaper than the composition of exp/sum/log (and they run on the C kernels). The rest are
-built from Tensor operations that already have gradients.
+Thin wrappers: each checks its arguments and either applies one of the fused ops in
+``ops/nn.py`` (softmax, log-softmax, cross-entropy, layer norm, linear) or composes Tensor
+operations that already have gradients.
 """
 
 from __future__ import annotations
@@ -11,127 +11,19 @@ import numbers
 
 import numpy as np
 
-from .. import autograd, kernels
-from ..autograd import Function, unbroadcast
+from .. import autograd
 from ..checks import check_flag, check_number, check_shape, check_tensor
+from ..ops.nn import CrossEntropy, LayerNormOp, LinearOp, check_float
+# softmax and log_softmax (their checks and apply) sit beside their ops, because Tensor.softmax
+# and Tensor.log_softmax call them too; this is their torch.nn.functional name.
+from ..ops.nn import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor, get_rng
-
-
-def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
-    """Run a kernel that works on the last axis over any ``axis`` (moving it there and back)."""
-    if axis == x.ndim - 1:
-        return fn(x, *more)
-    moved = [np.ascontiguousarray(np.moveaxis(a, axis, -1)) for a in (x,) + more]
-    return np.moveaxis(fn(*moved), -1, axis)
-
-
-def _check_float(x: Tensor, op: str) -> None:
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
-
-
-def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
-    check_tensor(op, "input", x)
-    _check_float(x, op)
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
-    if x.ndim == 0:
-        raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
-    if not -x.ndim <= dim < x.ndim:
-        raise IndexError(f"{op}: dim {dim} is out of range for shape {x.shape}")
-    return dim % x.ndim
-
-
-class Softmax(Function):
-    """y = exp(x) / sum(exp(x));  dx = y * (g - sum(g * y))"""
-    uses_inputs, uses_output = False, True
-
-    def forward(self, x):
-        return _last_axis(kernels.softmax, x, self.axis)
-
-    def backward(self, g, y):
-        if not autograd.is_grad_enabled():  # first derivative only: the fused kernel
-            return Tensor._make(_last_axis(kernels.softmax_backward, y.data, self.axis, g.data))
-        return y * (g - (g * y).sum(self.axis, keepdims=True))
-
-
-class LogSoftmax(Function):
-    """y = x - logsumexp(x);  dx = g - exp(y) * sum(g)"""
-    uses_inputs, uses_output = False, True
-
-    def forward(self, x):
-        return _last_axis(kernels.log_softmax, x, self.axis)
-
-    def backward(self, g, y):
-        if not autograd.is_grad_enabled():
-            return Tensor._make(_last_axis(kernels.log_softmax_backward, y.data, self.axis,
-                                           g.data))
-        return g - y.exp() * g.sum(self.axis, keepdims=True)
-
-
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax.apply(x, axis=_softmax_axis(x, dim, "softmax"))
-
-
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return LogSoftmax.apply(x, axis=_softmax_axis(x, dim, "log_softmax"))
-
-
-class CrossEntropy(Function):
-    """loss_i = logsumexp(x_i) - sum_c q_ic x_ic, q = (1-eps)·onehot + eps/C;
-    dx_i = (softmax(x_i) - q_i) · w_i, where w_i is the weight of row i in the reduction"""
-    uses_inputs = True
-
-    def forward(self, logits):
-        n, classes = logits.shape
-        keep = self.targets != self.ignore_index
-        self.count = int(keep.sum())
-        if self.reduction == "mean" and self.label_smoothing == 0.0:
-            # The fused kernel: loss and, when a backward may follow, the gradient in one pass.
-            loss, self.dlogits = kernels.cross_entropy(
-                logits, self.targets, self.ignore_index, compute_grad=self.needs_grad)
-            return np.asarray(loss, dtype=logits.dtype)
-        logp = _last_axis(kernels.log_softmax, logits, 1)
-        safe = np.where(keep, self.targets, 0)
-        nll = -logp[np.arange(n), safe]
-        if self.label_smoothing:
-            eps = self.label_smoothing
-            nll = (1 - eps) * nll - eps * logp.mean(axis=1)
-        losses = (nll * keep).astype(logits.dtype)
-        if self.reduction == "none":
-            return losses
-        if self.reduction == "sum":
-            return np.asarray(losses.sum(), dtype=logits.dtype)
-        return np.asarray(losses.sum() / self.count if self.count else np.nan, dtype=logits.dtype)
-
-    def row_weights(self, g: Tensor) -> Tensor:
-        """How much d(loss)/d(loss_i) each row gets: g (per row for 'none'), / count for 'mean'."""
-        keep = Tensor._make((self.targets != self.ignore_index).astype(g.dtype))
-        if self.reduction == "none":
-            return (g * keep).reshape(-1, 1)
-        scale = 1.0 / max(self.count, 1) if self.reduction == "mean" else 1.0
-        return (g * scale * keep).reshape(-1, 1)
-
-    def backward(self, g, out):
-        logits = self.inputs[0]
-        fused = getattr(self, "dlogits", None)
-        if fused is not None and not autograd.is_grad_enabled():
-            # The kernel already computed (softmax - onehot)/count. For the usual
-            # loss.backward() (g = 1) hand it on as it is: no (N, V) multiply, no copy.
-            return Tensor._make(fused) if g.data == 1 else g * Tensor._make(fused)
-        n, classes = logits.shape
-        q = np.zeros(logits.shape, dtype=logits.dtype)
-        keep = self.targets != self.ignore_index
-        q[np.arange(n)[keep], self.targets[keep]] = 1.0
-        if self.label_smoothing:
-            q = q * (1 - self.label_smoothing) + self.label_smoothing / classes
-        return (softmax(logits, 1) - Tensor._make(q)) * self.row_weights(g)
 
 
 def _targets(op: str, input: Tensor, target, weight, reduction: str) -> np.ndarray:
     """The checks cross_entropy and nll_loss share: float input, integer targets, no class
     weights (not implemented), a known reduction. Returns the targets as an array."""
-    _check_float(input, op)
+    check_float(input, op)
     if weight is not None:
         raise NotImplementedError(f"{op}: class weights (weight=) are not supported; the third "
                                   f"positional argument is weight, as in PyTorch, so pass "
@@ -291,47 +183,13 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return x * Tensor._make((keep / (1.0 - p)).astype(x.dtype))
 
 
-class LayerNorm(Function):
-    """y = xhat * w + b with xhat = (x - mean) * rstd, rstd = 1/sqrt(var + eps) over the last axes;
-    dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat)) with gx = g * w;
-    dw = sum(g * xhat), db = sum(g) over the leading axes"""
-
-    def forward(self, x, w, b):
-        mean = x.mean(axis=self.axes, keepdims=True)
-        centered = x - mean
-        self.rstd = 1.0 / np.sqrt((centered * centered).mean(axis=self.axes, keepdims=True)
-                                  + self.eps)
-        self.xhat = centered * self.rstd  # saved: the first-order backward needs only these
-        return self.xhat * w + b
-
-    def backward(self, g, out):
-        x, w, b = self.inputs
-        if autograd.is_grad_enabled():  # create_graph: the same math in recorded Tensor ops
-            centered = x - x.mean(axis=self.axes, keepdims=True)
-            rstd = ((centered * centered).mean(axis=self.axes, keepdims=True) + self.eps) ** -0.5
-            xhat, gx = centered * rstd, g * w
-            dx = rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
-                         - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
-            return dx, unbroadcast(g * xhat, w.shape), unbroadcast(g, b.shape)
-        g_, xhat = g.data, self.xhat
-        gx = g_ * w.data
-        dx = self.rstd * (gx - gx.mean(axis=self.axes, keepdims=True)
-                          - xhat * (gx * xhat).mean(axis=self.axes, keepdims=True))
-        leading = tuple(range(g_.ndim - w.ndim))
-        dw = (g_ * xhat).sum(axis=leading) if w.requires_grad else None
-        db = g_.sum(axis=leading) if b.requires_grad else None
-        return (Tensor._make(dx.astype(x.dtype, copy=False)),
-                None if dw is None else Tensor._make(dw),
-                None if db is None else Tensor._make(db))
-
-
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """(x - mean) / sqrt(var + eps) over the last len(normalized_shape) axes, then * weight + bias
-    (biased variance, as in PyTorch). One Function (LayerNorm) instead of about nine ops: a
+    (biased variance, as in PyTorch). One Function (LayerNormOp) instead of about nine ops: a
     Transformer calls it twice per block."""
     check_tensor("layer_norm", "input", x)
-    _check_float(x, "layer_norm")
+    check_float(x, "layer_norm")
     normalized_shape = check_shape("layer_norm", (normalized_shape,))
     if not normalized_shape:  # as torch: there must be something to normalise over
         raise ValueError("layer_norm: normalized_shape must have at least one dimension, got ()")
@@ -351,7 +209,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     if x.numel() == 0:  # nothing to normalise: an empty result (NumPy's mean over no elements
         return (x - x) * weight + bias  # would warn); weight and bias get zero gradients
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    return LayerNorm.apply(x, weight, bias, axes=axes, eps=float(eps))
+    return LayerNormOp.apply(x, weight, bias, axes=axes, eps=float(eps))
 
 
 def embedding(input, weight: Tensor) -> Tensor:
@@ -409,37 +267,16 @@ def tanh(x: Tensor) -> Tensor:
     return check_tensor("tanh", "input", x).tanh()
 
 
-class Linear(Function):
-    """out = x @ Wᵀ + b over the last axis of x;  dx = g @ W,  dW = gᵀ @ x,  db = sum of g
-    (g, x flattened to rows)"""
-
-    def forward(self, x, w, b):
-        rows = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
-        return kernels.linear(rows, w, b).reshape(x.shape[:-1] + (w.shape[0],))
-
-    def backward(self, g, out):
-        x, w, b = self.inputs
-        if autograd.is_grad_enabled():  # create_graph: recorded Tensor ops
-            g_rows, x_rows = g.reshape(-1, w.shape[0]), x.reshape(-1, x.shape[-1])
-            return g @ w, g_rows.transpose(0, 1) @ x_rows, g_rows.sum(0)
-        g_rows = g.data.reshape(-1, w.shape[0])
-        x_rows = x.data.reshape(-1, x.shape[-1])
-        dx = kernels.matmul(g_rows, w.data).reshape(x.shape) if x.requires_grad else None
-        dw = kernels.matmul(g_rows.T, x_rows) if w.requires_grad else None  # Tᵀ: a GEMM flag
-        db = g_rows.sum(axis=0) if b.requires_grad else None
-        return tuple(None if a is None else Tensor._make(a) for a in (dx, dw, db))
-
-
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as in PyTorch.
-    With a bias and float inputs of one dtype it is one Function (Linear): the bias is added
+    With a bias and float inputs of one dtype it is one Function (LinearOp): the bias is added
     inside the GEMM instead of in a separate pass."""
     _check_linear(x, weight, bias)
     if (bias is not None and weight.ndim == 2 and bias.ndim == 1 and x.ndim >= 1
             and x.dtype.kind == "f" and x.dtype == weight.dtype == bias.dtype
             and x.shape[-1] == weight.shape[1] and bias.shape[0] == weight.shape[0]
             and x.shape[-1] > 0):
-        return Linear.apply(x, weight, bias)
+        return LinearOp.apply(x, weight, bias)
     out = x @ weight.transpose(-1, -2) if weight.ndim > 1 else x @ weight
     return out + bias if bias is not None else out
 

@@ -196,6 +196,7 @@ class GetItem(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
+        self.is_view = _is_basic(self.index)  # NumPy gives a view: in-place changes are shared
         try:
             return x[self.index]
         except IndexError as e:
@@ -224,10 +225,7 @@ class IndexAdd(Function):
 
 def getitem(x: Tensor, index) -> Tensor:
     index = check_index(index, x.shape)
-    out = GetItem.apply(x, index=index)
-    if _is_basic(index):
-        out._version = x._version  # a NumPy view: in-place changes to one are changes to both
-    return out
+    return GetItem.apply(x, index=index)
 
 
 class Gather(Function):

@@ -55,7 +55,7 @@ class Adam(Optimizer):
                 kernels.adam_step(p.data, p.grad.data, state["exp_avg"], state["exp_avg_sq"],
                                   lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=wd,
                                   decoupled=self.decoupled_weight_decay, step=state["step"])
-                p._version[0] += 1  # p.data changed in place: a pending backward must see it
+                p._bump_version()  # p.data changed in place: a pending backward must see it
 
 
 class AdamW(Adam):
