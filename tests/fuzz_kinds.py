@@ -128,6 +128,8 @@ BAD = {
     "*reshape": [["a"], [None], [2.5], [-2], [-1, -1]],
     "*size": [["a"], [None], [2.5], [-2], [2 ** 64], [[1, "a"]]],
     "size": [-1, 2.5, "3", None, 2 ** 64, [1, "a"], object()],
+    # expand / broadcast_to: -1 keeps a dimension's size (PyTorch), so only -2 is negative-bad
+    "expand_size": [-2, 2.5, "3", None, 2 ** 64, [1, "a"], object()],
     "bool": ["yes", "no", object()],  # (None means False to Python; PyTorch refuses it too)
     "dtype": ["float99", 5, object(), np.complex128, np.object_],
     "dtype_or_none": ["float99", 5, object(), np.complex128, np.object_],
@@ -240,7 +242,7 @@ def valid_value(d, kind: str, ctx):
     if kind == "*size":
         shape = list(d.draw(shapes()))
         return [tuple(shape)] if d.draw(st.booleans()) and shape else shape
-    if kind == "size":
+    if kind in ("size", "expand_size"):
         return d.draw(st.one_of(st.integers(0, 4), shapes()))
     if kind == "bool":
         return d.draw(st.booleans())

@@ -34,6 +34,11 @@ def _binary(fn):
         x, y = a[0], a[1]
         if x.dtype == bool or getattr(y, "dtype", None) == bool or isinstance(y, bool):
             return None  # PyTorch's bool arithmetic rules differ per op; not fuzzed here
+        if isinstance(y, (int, float)) and x.dtype.kind == "f":
+            # PyTorch's promotion: a Python number does not widen a float tensor; it is
+            # converted to the tensor's dtype first (float32 inf * -2.2e-308 -> inf * -0 = nan)
+            with np.errstate(all="ignore"):
+                y = np.asarray(y).astype(x.dtype)
         return fn(nan_safe(x), nan_safe(y))
     return reference
 
@@ -65,9 +70,11 @@ def _max_like(np_fn):
 
 def _var(a, k, std=False):
     x, axis = a[0], _dim(a, k)
+    if x.ndim == 0 and axis is not None:
+        return None  # PyTorch allows dim 0/-1 on a 0-d tensor; either answer is fine
     correction = k.get("correction", 0 if k.get("unbiased") is False else 1)
     count = x.size if axis is None else int(np.prod([x.shape[i] for i in np.atleast_1d(axis)]))
-    if count - correction <= 0 or (x.ndim == 0 and axis is not None):
+    if count - correction <= 0:
         return None
     v = np.var(nan_safe(x), axis=axis, ddof=correction, keepdims=_keep(k))
     return np.sqrt(v) if std else v
@@ -117,6 +124,8 @@ def _shape_args(rest):
 
 def _transpose(a, k):
     d0, d1 = _opt(a, k, 1, "dim0"), _opt(a, k, 2, "dim1")
+    if a[0].ndim == 0:
+        return None  # PyTorch allows transpose(0, -1) of a 0-d tensor; either answer is fine
     return a[0].T if d0 is None and d1 is None else (
         np.swapaxes(a[0], d0, d1) if d0 is not None and d1 is not None else None)
 

@@ -46,8 +46,12 @@ KIND_OF_NAME = {
     "outputs": "tensor", "inputs": "tensor",
     "other": "operand", "exponent": "operand", "base": "operand", "y": "operand",
     "src": "operand", "value": "number",
-    "dim": "dim", "axis": "dim", "dim0": "dim", "dim1": "dim", "start_dim": "dim", "end_dim": "dim",
-    "keepdim": "bool", "keepdims": "bool", "requires_grad": "bool", "training": "bool",
+    # NumPy's aliases axis=/keepdims= are not drawn: the API cannot tell an explicitly passed
+    # default (dim=None) from an omitted one, so dim=None with axis=0 means axis 0 there, while
+    # the references read dim first. tests/test_pytorch_idioms.py checks the aliases.
+    "axis": "omit", "keepdims": "omit",
+    "dim": "dim", "dim0": "dim", "dim1": "dim", "start_dim": "dim", "end_dim": "dim",
+    "keepdim": "bool", "requires_grad": "bool", "training": "bool",
     "nesterov": "bool", "retain_graph": "bool", "create_graph": "bool", "allow_unused": "bool",
     "set_to_none": "bool", "unbiased": "bool", "mode": "bool", "on": "bool", "verbose": "bool",
     "dtype": "dtype_or_none", "p": "prob", "label_smoothing": "prob",
@@ -74,8 +78,8 @@ KIND_OF_NAME = {
     "beta": "number", "inplace": "bool", "centered": "bool",
     "array": "array", "generator": "generator", "device": "device",
 }
-REDUCTION = {"axis": "dims_or_none", "dim": "dims_or_none"}
-ONE_DIM_REDUCTION = {"axis": "dim_or_none", "dim": "dim_or_none"}
+REDUCTION = {"dim": "dims_or_none"}
+ONE_DIM_REDUCTION = {"dim": "dim_or_none"}
 
 # --------------------------------------------------------------------------------------------
 # The tables: every public callable, with its parameter-kind overrides ({} when the names say
@@ -86,7 +90,7 @@ TOP_LEVEL = {
     "Tensor": {}, "tensor": {}, "zeros": {}, "ones": {}, "full": {}, "randn": {}, "rand": {},
     "arange": {"start": "number", "stop": "number_or_none", "step": "number"},
     "eye": {"n": "natural", "m": "natural_or_none"}, "zeros_like": {}, "ones_like": {}, "manual_seed": {}, "where": {},
-    "cat": {}, "stack": {"axis": "dim_new", "dim": "dim_new"}, "grad": {}, "set_grad_enabled": {},
+    "cat": {}, "stack": {"dim": "dim_new"}, "grad": {}, "set_grad_enabled": {},
     "as_tensor": {}, "from_numpy": {}, "tril": {}, "triu": {},
     "topk": {"k": "natural"},  # (k=0 is valid in PyTorch: an empty result)
     "multinomial": {}, "randint": {"*args": "*randint_args"},
@@ -120,8 +124,8 @@ TENSOR_METHODS = {
     "argmax": ONE_DIM_REDUCTION, "argmin": ONE_DIM_REDUCTION,
     "softmax": {}, "log_softmax": {}, "reshape": {"*shape": "*reshape"},
     "view": {"*shape": "*reshape"}, "flatten": {}, "squeeze": ONE_DIM_REDUCTION,
-    "unsqueeze": {"axis": "dim_new", "dim": "dim_new"},
-    "permute": {}, "transpose": {}, "expand": {}, "broadcast_to": {"shape": "size"},
+    "unsqueeze": {"dim": "dim_new"},
+    "permute": {}, "transpose": {}, "expand": {}, "broadcast_to": {"shape": "expand_size"},
     "__getitem__": {}, "split": {}, "chunk": {}, "tril": {}, "triu": {},
 }
 # Defined on Tensor but not fuzzed: construction is fuzzed as tg.Tensor; hashing is identity.
@@ -196,10 +200,13 @@ def public_tensor_methods() -> set:
             and n not in TENSOR_NOT_FUZZED}
 
 
-def _public_functions(module) -> set:
+def _public_functions(module, also_from: tuple = ()) -> set:
+    """Public functions (and non-op classes) defined in ``module`` -- or defined in one of the
+    modules ``also_from`` and re-exported by it (F.softmax lives in ops/nn.py beside its op)."""
+    homes = {module.__name__, *also_from}
     return {n for n, v in vars(module).items() if not n.startswith("_")
             and (inspect.isfunction(v) or (inspect.isclass(v) and not issubclass(v, Function)))
-            and v.__module__ == module.__name__}
+            and v.__module__ in homes}
 
 
 def public_optim() -> set:
@@ -221,7 +228,8 @@ KERNELS.update({n: KERNELS_NOT_FUZZED for n in [
 GROUPS = {  # group -> (the callables introspection finds, the table, where to find them)
     "tinygrad_lite": (public_top_level, TOP_LEVEL, tg),
     "Tensor": (public_tensor_methods, TENSOR_METHODS, Tensor),
-    "nn.functional": (lambda: _public_functions(F), FUNCTIONAL, F),
+    "nn.functional": (lambda: _public_functions(F, also_from=("tinygrad_lite.ops.nn",)),
+                      FUNCTIONAL, F),
     "optim": (public_optim, OPTIMIZERS, None),
     "kernels": (lambda: _public_functions(kernels), KERNELS, kernels),
 }

@@ -21,6 +21,8 @@ import traceback
 
 import numpy as np
 
+from .checks import check_flag
+
 # --------------------------------------------------------------------------------------------
 # Grad mode and anomaly mode (module-level switches, read by Function.apply on every op)
 # --------------------------------------------------------------------------------------------
@@ -507,6 +509,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """
     outputs = _tensor_list(outputs, "outputs")
     inputs = _tensor_list(inputs, "inputs")
+    create_graph = check_flag("grad", "create_graph", create_graph)
+    allow_unused = check_flag("grad", "allow_unused", allow_unused)
+    if retain_graph is not None:
+        retain_graph = check_flag("grad", "retain_graph", retain_graph)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, _tensor_class()):

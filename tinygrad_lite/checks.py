@@ -60,6 +60,12 @@ def check_tensor(owner: str, name: str, value):
     return value
 
 
+def check_float(x, owner: str) -> None:
+    """A tensor of floating-point dtype (softmax, losses, layer norm: no integer math)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{owner} needs a floating-point tensor, got dtype {x.dtype}")
+
+
 def check_dtype(owner: str, dtype) -> np.dtype:
     """``dtype`` as a NumPy dtype, after checking that it names one that tensors can hold
     (floating point, integer or bool: no complex, strings or objects)."""

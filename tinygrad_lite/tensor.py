@@ -26,9 +26,9 @@ def get_rng() -> np.random.Generator:
     return _rng
 
 
-def _to_array(data, dtype=None, copy: bool = False) -> np.ndarray:
+def _to_array(data, dtype=None, copy: bool = False, op: str = "tensor") -> np.ndarray:
     """Convert ``data`` to an ndarray following PyTorch's rules for Python values. With ``copy``
-    the result never shares memory with ``data``."""
+    the result never shares memory with ``data``. Errors name ``op``, the caller."""
     if isinstance(data, Tensor):
         array = data.data
     elif isinstance(data, np.ndarray):
@@ -39,14 +39,15 @@ def _to_array(data, dtype=None, copy: bool = False) -> np.ndarray:
         try:
             array = np.asarray(data)
         except ValueError as e:  # ragged nested lists
-            raise ValueError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
+            raise ValueError(f"{op}: cannot make a tensor from {type(data).__name__}: {e}") \
+                from None
         if array.dtype == np.float64:
             array = array.astype(_FLOAT_DEFAULT)
     if array.dtype.kind not in "fiub":
-        raise TypeError(f"tensors hold float, integer or bool data; got dtype {array.dtype} "
-                        f"from {type(data).__name__}")
+        raise TypeError(f"{op}: tensors hold float, integer or bool data; got dtype "
+                        f"{array.dtype} from {type(data).__name__}")
     if dtype is not None:
-        dtype = dtype_arg("tensor", dtype)  # before the cast: NumPy would make complex, object
+        dtype = dtype_arg(op, dtype)  # before the cast: NumPy would make complex, object
         with np.errstate(all="ignore"):  # NaN -> int is silent, as in PyTorch
             array = array.astype(dtype, copy=False)
     if copy and (array is data or array.base is not None or
@@ -59,7 +60,7 @@ def as_tensor(data, dtype=None) -> "Tensor":
     """A tensor that shares memory with ``data`` when it is already an array of the right dtype
     (as torch.as_tensor); otherwise a converted copy. Writes to a shared array are invisible to
     the version check that guards backward: do not change it while a graph uses the tensor."""
-    return Tensor._make(_to_array(data, dtype))
+    return Tensor._make(_to_array(data, dtype, op="as_tensor"))
 
 
 def from_numpy(array: np.ndarray) -> "Tensor":
@@ -69,7 +70,7 @@ def from_numpy(array: np.ndarray) -> "Tensor":
     ``Tensor``) copies instead."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
-    return Tensor._make(_to_array(array))
+    return Tensor._make(_to_array(array, op="from_numpy"))
 
 
 class Tensor:
@@ -411,15 +412,13 @@ class Tensor:
         the gradient is cast back. A device is accepted only if it is "cpu", as in
         ``x.to("cpu")`` or ``x.to("cpu", tg.float64)``."""
         for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, str) and _is_device_name(arg):
+            if isinstance(arg, str) and _is_device_name(arg) and device is None:
                 device = arg
-            elif dtype is None:
-                dtype = arg
-            else:
-                raise TypeError(f"to(): unexpected argument {arg!r} (give at most one dtype and "
-                                f"one device)")
+            elif dtype is None:  # a dtype, or a tensor whose dtype to take
+                dtype = arg.dtype if isinstance(arg, Tensor) else arg
+            else:  # as torch: one dtype (positional, keyword or another tensor's), not two
+                raise TypeError(f"to(): unexpected argument {arg!r} (give at most one dtype -- "
+                                f"positionally, as dtype= or as another tensor -- and one device)")
         if device is not None:
             _check_device(device, "to")
         return self if dtype is None else self._cast(dtype_arg("to", dtype))

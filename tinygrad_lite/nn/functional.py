@@ -12,8 +12,8 @@ import numbers
 import numpy as np
 
 from .. import autograd
-from ..checks import check_flag, check_number, check_shape, check_tensor
-from ..ops.nn import CrossEntropy, LayerNormOp, LinearOp, check_float
+from ..checks import check_flag, check_float, check_number, check_shape, check_tensor
+from ..ops.nn import CrossEntropy, LayerNormOp, LinearOp
 # softmax and log_softmax (their checks and apply) sit beside their ops, because Tensor.softmax
 # and Tensor.log_softmax call them too; this is their torch.nn.functional name.
 from ..ops.nn import log_softmax, softmax  # noqa: F401

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, unbroadcast
-from ..checks import check_tensor
+from ..checks import check_float, check_tensor
 from ..tensor import Tensor
 
 
@@ -30,11 +30,6 @@ def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
         return fn(x, *more)
     moved = [np.ascontiguousarray(np.moveaxis(a, axis, -1)) for a in (x,) + more]
     return np.moveaxis(fn(*moved), -1, axis)
-
-
-def check_float(x: Tensor, op: str) -> None:
-    if x.dtype.kind != "f":
-        raise TypeError(f"{op} needs a floating-point tensor, got dtype {x.dtype}")
 
 
 def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
