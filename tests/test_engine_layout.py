@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tg
+from fresh_python import run_python
 from tinygrad_lite import autograd, optim
 from tinygrad_lite.autograd import Function
 from tinygrad_lite.ops.reduce import Sum
@@ -27,8 +26,7 @@ def test_the_core_does_not_import_nn():
             "x = tg.tensor([[1.0, 2.0], [3.0, 0.5]], requires_grad=True)\n"
             "(x.softmax(-1) * x.log_softmax(0)).sum().backward()\n"
             "print(sorted(m for m in sys.modules if m.startswith('tinygrad_lite.nn')))\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 

@@ -7,13 +7,12 @@ computed by hand (PyTorch itself stays optional)."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tg
+from fresh_python import run_python
 from tinygrad_lite import Tensor, nn
 
 
@@ -25,8 +24,7 @@ def leaf(a) -> Tensor:
 
 def _fresh_python(code: str) -> str:
     """Run ``code`` in a new interpreter (so no test has imported a subpackage yet)."""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
