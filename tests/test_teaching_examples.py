@@ -256,3 +256,66 @@ def test_readme_testing_your_own_op_snippet_runs():
     for name in tests:
         namespace[name]()  # each is a hypothesis @given test: this runs its examples
 
+
+# --------------------------------------------------------------------------------------------
+# README: "The learner's view" shows real pictures and real output
+# --------------------------------------------------------------------------------------------
+
+def learners_view_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## The learner's view", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_learners_view_images_are_committed_pngs():
+    images = re.findall(r"!\[[^\]]*\]\((docs/[^)]+)\)", learners_view_section())
+    assert images == ["docs/gpt_graph.png", "docs/mlp_graph.png"]
+    for image in images:
+        data = (ROOT / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", image
+        assert len(data) < 1_000_000, image  # keep the repository small
+
+
+TABLE_ROW = re.compile(r"^\d+\s{2,}.*$", re.M)  # a backward-table row: step, two spaces, ...
+
+
+def comparable_row(row: str) -> list:
+    """A backward-table row without its time column, and with "forward ran at" reduced to file
+    name and function (line numbers move when the code is edited, paths with the directory)."""
+    fields = re.split(r"\s{2,}", row.strip())
+    del fields[5]  # time us
+    return [re.sub(r"\S*?([\w.]+\.py):\d+ in ", r"\1 in ", f) for f in fields]
+
+
+def assert_rows_shown_are_rows_printed(shown: str, printed: str) -> None:
+    printed_rows = {int(r.split()[0]): comparable_row(r) for r in TABLE_ROW.findall(printed)}
+    shown_rows = TABLE_ROW.findall(shown)
+    assert len(shown_rows) >= 9
+    for row in shown_rows:
+        assert comparable_row(row) == printed_rows[int(row.split()[0])], row
+    (shown_footer,) = re.findall(r"^(\d+) nodes, .* ms in backward nodes, (.*)$", shown, re.M)
+    (printed_footer,) = re.findall(r"^(\d+) nodes, .* ms in backward nodes, (.*)$", printed,
+                                   re.M)
+    assert shown_footer == printed_footer
+
+
+def test_readme_gpt_backward_table_is_what_the_command_prints(tmp_path):
+    """The excerpt under `python -m tinygrad_lite.viz --gpt docs/gpt_graph.png --blocks 1`."""
+    from tinygrad_lite import viz
+
+    section = learners_view_section()
+    assert "python -m tinygrad_lite.viz --gpt docs/gpt_graph.png --blocks 1" in section
+    shown = re.findall(r"```text\n(.*?)```", section, re.S)[0]
+    walk = viz.draw_gpt(str(tmp_path / "gpt.svg"), num_blocks=1, engine="matplotlib")
+    assert_rows_shown_are_rows_printed(shown, walk.table())
+
+
+def test_readme_backprop_by_hand_output_is_what_the_example_prints(capsys, tmp_path):
+    section = learners_view_section()
+    assert "python examples/backprop_by_hand.py --out docs --format png" in section
+    shown = re.findall(r"```text\n(.*?)```", section, re.S)[1]
+    assert load_example("backprop_by_hand").main(["--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    gradient_block = shown.split("\n...\n")[0]  # one gradient, verbatim
+    assert gradient_block.startswith("dz = ") and gradient_block + "\n" in printed
+    assert_rows_shown_are_rows_printed(shown, printed)
+    assert shown.rstrip().splitlines()[-1] == printed.rstrip().splitlines()[-1]
