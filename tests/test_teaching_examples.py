@@ -1,7 +1,8 @@
-"""The teaching material runs and says what it shows: the two examples for learners (in a
-subprocess with short settings, as a user runs them: every printed check passes) and every
-snippet of docs/backprop.md (run, and its printed output compared with the output block the
-page shows under it, so the page cannot drift from the code)."""
+"""The teaching material runs and says what it shows: the three examples for learners (in a
+subprocess with short settings, as a user runs them: every printed check passes; in process:
+a broken formula or op makes them fail) and every snippet of docs/backprop.md (run, and its
+printed output compared with the output block the page shows under it, so the page cannot
+drift from the code)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -128,6 +130,75 @@ def test_property_example_script_reports_a_broken_op(monkeypatch, capsys):
 
 
 # --------------------------------------------------------------------------------------------
+# examples/backprop_by_hand.py
+# --------------------------------------------------------------------------------------------
+
+HAND_LINE = re.compile(r"^  max \|hand - engine\| = (\S+)  \(tolerance (\S+)\)  (ok|FAILED)$", re.M)
+
+
+def test_backprop_by_hand_example_checks_pass(tmp_path):
+    out = tmp_path / "pictures"
+    result = run([str(ROOT / "examples" / "backprop_by_hand.py"), "--samples", "3",
+                  "--seed", "2", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = HAND_LINE.findall(result.stdout)
+    assert len(checks) == 7, result.stdout
+    for difference, tolerance, verdict in checks:
+        assert verdict == "ok" and float(tolerance) == 1e-12
+        assert float(difference) <= 1e-12
+    assert "7 of 7 hand gradients match the engine's" in result.stdout
+    # every formula is printed, beside the engine tensor whose .grad it is compared with
+    for name, (formula, engine_name) in load_example("backprop_by_hand").FORMULAS.items():
+        assert f"{name} = {formula}    shape" in result.stdout
+        assert f"engine  ({engine_name}.grad)" in result.stdout
+    # the traced walk: 9 nodes (mean = Sum, MulScalar; square = Mul; Sub; 2 x (MatMul, Add);
+    # Tanh), and the picture, which is where the script says
+    assert "9 nodes, " in result.stdout
+    picture = out / "mlp_graph.svg"
+    assert f"graph drawn to {picture}" in result.stdout
+    ElementTree.parse(picture)  # a well-formed SVG
+
+
+def test_backprop_by_hand_catches_a_wrong_formula(monkeypatch, capsys, tmp_path):
+    """Forgetting tanh' (dz = dh) breaks dz and everything below it, and nothing above it."""
+    module = load_example("backprop_by_hand")
+    monkeypatch.setattr(module, "tanh_grad", lambda h: np.ones_like(h))
+    assert module.main(["--samples", "3", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    verdicts = dict(zip(module.FORMULAS, (v for _, _, v in HAND_LINE.findall(out))))
+    assert verdicts == {"dL/dy_hat": "ok", "dW2": "ok", "db2": "ok", "dh": "ok",
+                        "dz": "FAILED", "dW1": "FAILED", "db1": "FAILED"}
+    assert "4 of 7 hand gradients match" in out
+
+
+def test_backprop_by_hand_comparison_sees_a_tiny_error():
+    """An error of 1e-9 in one element of one gradient is past the tolerance, and only there."""
+    module = load_example("backprop_by_hand")
+    x, y, params = module.make_problem(5, 3)
+    loss, tensors = module.engine_forward(x, y, params)
+    loss.backward()
+    hand = module.hand_gradients(x, y, params)
+    assert all(d <= module.TOLERANCE for _, d in module.compare(hand, tensors))
+    hand["dW1"][2, 1] += 1e-9
+    differences = dict(module.compare(hand, tensors))
+    assert differences["dW1"] == pytest.approx(1e-9, rel=1e-3)
+    assert all(d <= module.TOLERANCE for name, d in differences.items() if name != "dW1")
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--samples", "0", "argument --samples: must be a positive integer, got '0'"),
+    ("--samples", "two", "argument --samples: must be an integer, got 'two'"),
+    ("--seed", "-1", "argument --seed: must be an integer >= 0, got '-1'"),
+])
+def test_backprop_by_hand_refuses_bad_settings(flag, value, message, capsys):
+    module = load_example("backprop_by_hand")
+    with pytest.raises(SystemExit) as exit_info:
+        module.parse_args([flag, value])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
 # docs/backprop.md
 # --------------------------------------------------------------------------------------------
 
@@ -184,3 +255,67 @@ def test_readme_testing_your_own_op_snippet_runs():
     assert tests == ["test_gradients", "test_identity"]
     for name in tests:
         namespace[name]()  # each is a hypothesis @given test: this runs its examples
+
+
+# --------------------------------------------------------------------------------------------
+# README: "The learner's view" shows real pictures and real output
+# --------------------------------------------------------------------------------------------
+
+def learners_view_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## The learner's view", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_learners_view_images_are_committed_pngs():
+    images = re.findall(r"!\[[^\]]*\]\((docs/[^)]+)\)", learners_view_section())
+    assert images == ["docs/gpt_graph.png", "docs/mlp_graph.png"]
+    for image in images:
+        data = (ROOT / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", image
+        assert len(data) < 1_000_000, image  # keep the repository small
+
+
+TABLE_ROW = re.compile(r"^\d+\s{2,}.*$", re.M)  # a backward-table row: step, two spaces, ...
+
+
+def comparable_row(row: str) -> list:
+    """A backward-table row without its time column, and with "forward ran at" reduced to file
+    name and function (line numbers move when the code is edited, paths with the directory)."""
+    fields = re.split(r"\s{2,}", row.strip())
+    del fields[5]  # time us
+    return [re.sub(r"\S*?([\w.]+\.py):\d+ in ", r"\1 in ", f) for f in fields]
+
+
+def assert_rows_shown_are_rows_printed(shown: str, printed: str) -> None:
+    printed_rows = {int(r.split()[0]): comparable_row(r) for r in TABLE_ROW.findall(printed)}
+    shown_rows = TABLE_ROW.findall(shown)
+    assert len(shown_rows) >= 9
+    for row in shown_rows:
+        assert comparable_row(row) == printed_rows[int(row.split()[0])], row
+    (shown_footer,) = re.findall(r"^(\d+) nodes, .* ms in backward nodes, (.*)$", shown, re.M)
+    (printed_footer,) = re.findall(r"^(\d+) nodes, .* ms in backward nodes, (.*)$", printed,
+                                   re.M)
+    assert shown_footer == printed_footer
+
+
+def test_readme_gpt_backward_table_is_what_the_command_prints(tmp_path):
+    """The excerpt under `python -m tinygrad_lite.viz --gpt docs/gpt_graph.png --blocks 1`."""
+    from tinygrad_lite import viz
+
+    section = learners_view_section()
+    assert "python -m tinygrad_lite.viz --gpt docs/gpt_graph.png --blocks 1" in section
+    shown = re.findall(r"```text\n(.*?)```", section, re.S)[0]
+    walk = viz.draw_gpt(str(tmp_path / "gpt.svg"), num_blocks=1, engine="matplotlib")
+    assert_rows_shown_are_rows_printed(shown, walk.table())
+
+
+def test_readme_backprop_by_hand_output_is_what_the_example_prints(capsys, tmp_path):
+    section = learners_view_section()
+    assert "python examples/backprop_by_hand.py --out docs --format png" in section
+    shown = re.findall(r"```text\n(.*?)```", section, re.S)[1]
+    assert load_example("backprop_by_hand").main(["--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    gradient_block = shown.split("\n...\n")[0]  # one gradient, verbatim
+    assert gradient_block.startswith("dz = ") and gradient_block + "\n" in printed
+    assert_rows_shown_are_rows_printed(shown, printed)
+    assert shown.rstrip().splitlines()[-1] == printed.rstrip().splitlines()[-1]
