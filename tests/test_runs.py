@@ -4,6 +4,9 @@ in-process; the PNG, the settings table, the shared settings and the final metri
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +115,21 @@ def test_every_flag_of_compare_has_a_help_text_with_its_default():
         assert action.help, action.dest
         if action.option_strings and action.dest != "help":
             assert "(default: " in formatter._expand_help(action), action.dest
+
+
+def test_the_installed_commands_work_in_the_repository_root(two_runs, tmp_path):
+    # After a non-editable `pip install .`, `python -m tinygrad_lite.runs` in the repository
+    # root finds the source folder (no compiled kernels) first; the installed programs do not.
+    bin_dir = Path(sys.executable).parent
+    root = Path(__file__).resolve().parent.parent
+    a, b = two_runs
+    done = subprocess.run([str(bin_dir / "tgl-runs"), "compare", str(a), str(b), "--out",
+                           str(tmp_path / "cmp.png")], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split() == ["lr", "0.001", "0.003"]
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == PNG
+    done = subprocess.run([str(bin_dir / "tgl-viz"), "--help"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--gpt" in done.stdout
