@@ -10,7 +10,7 @@
  * across threads only when each thread gets enough elements to repay waking it.
  *
  * The arithmetic is done in the parameter's own precision, in the same order as the NumPy
- * reference (tinygrad_lite/kernels.py: reference_adam_step), so the two agree to rounding.
+ * reference (tinygrad_lite/kernels/reference.py: reference_adam_step), so the two agree to rounding.
  */
 #include "adam.h"
 

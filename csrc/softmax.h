@@ -6,7 +6,7 @@
  * outputs are always contiguous (row stride = cols) and must not overlap any input.
  * `num_threads` is an upper bound: small inputs run on one thread.
  *
- * Every function here trusts its arguments: the Python bridge (tinygrad_lite/kernels.py) checks
+ * Every function here trusts its arguments: the Python bridge (tinygrad_lite/kernels/) checks
  * dtypes, shapes, strides, aliasing and target ranges before calling.
  */
 #include <stdint.h>

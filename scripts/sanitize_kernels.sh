@@ -64,8 +64,8 @@ export PYTHONPATH="$work"
 
 # Make sure the tests really load the instrumented module from the scratch copy.
 "$python" - <<'PY'
-import tinygrad_lite.kernels as K
-path = K._C.__file__
+import tinygrad_lite._C as C
+path = C.__file__
 print("== instrumented module:", path)
 assert path.startswith(__import__("os").getcwd()), "the tests would not use the sanitizer build"
 PY

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import importlib.machinery
 import importlib.util
+import inspect
 import os
 import sys
 
@@ -114,22 +115,28 @@ def c_kernels(monkeypatch):
     if not kernels.c_available():
         pytest.skip("C kernels not built (tinygrad_lite._C is missing); run `pip install -e .`")
     backend_name, threads = kernels.get_backend(), kernels.get_num_threads()
-    real_ptr = kernels._ptr
+    real_ptr = kernels.operands._ptr
 
     def checked_ptr(x, offset_bytes=0):
         addr = x.ctypes.data + offset_bytes
         assert addr % x.itemsize == 0, f"unaligned pointer to C: shape {x.shape}, {x.strides}"
         return real_ptr(x, offset_bytes)
 
-    real_buffer = kernels._buffer
+    real_buffer = kernels.matrix._buffer
 
     def checked_buffer(ctype, x):
         assert x.flags.c_contiguous and x.ctypes.data % x.itemsize == 0, \
             f"unaligned or strided buffer to C: shape {x.shape}, strides {x.strides}"
         return real_buffer(ctype, x)
 
-    monkeypatch.setattr(kernels, "_ptr", checked_ptr)
-    monkeypatch.setattr(kernels, "_buffer", checked_buffer)
+    # Each module of the package imports the helpers it calls by name (`from .operands import
+    # _ptr`), so the checked versions go into every module that has them.
+    for module in vars(kernels).values():
+        if not inspect.ismodule(module):
+            continue
+        for name, checked in (("_ptr", checked_ptr), ("_buffer", checked_buffer)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, checked)
     kernels.set_backend("c")
     yield
     kernels.set_backend(backend_name)

@@ -231,7 +231,8 @@ GROUPS = {  # group -> (the callables introspection finds, the table, where to f
     "nn.functional": (lambda: _public_functions(F, also_from=("tinygrad_lite.ops.nn",)),
                       FUNCTIONAL, F),
     "optim": (public_optim, OPTIMIZERS, None),
-    "kernels": (lambda: _public_functions(kernels), KERNELS, kernels),
+    "kernels": (lambda: _public_functions(kernels, also_from=tuple(  # kernels/*.py
+        m.__name__ for m in vars(kernels).values() if inspect.ismodule(m))), KERNELS, kernels),
 }
 
 

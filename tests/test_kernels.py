@@ -1,4 +1,4 @@
-"""The GEMM kernels and the bridge around them (tinygrad_lite/kernels.py), against NumPy.
+"""The GEMM kernels and the bridge around them (tinygrad_lite/kernels/), against NumPy.
 
 What is checked: matmul equals np.matmul (computed in float64) within the error a float
 dot product of length k is allowed (|error| <= c * k * eps * (|A| @ |B|)), for both dtypes, all
@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lite
 from tinygrad_lite import kernels as K
+from tinygrad_lite.kernels import memory
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tinygrad_lite.__file__)))
 DTYPES = [np.float32, np.float64]
@@ -286,7 +287,7 @@ def test_portable_env_switch_spellings(value, path):
     out = _run_python("import tinygrad_lite.kernels as K; print(K.gemm_path())",
                       TGL_GEMM_PORTABLE=value)
     assert out.returncode == 0, out.stderr
-    native = K.gemm_path() if not K._portable_forced else out.stdout.strip()
+    native = K.gemm_path() if not K.runtime._portable_forced else out.stdout.strip()
     assert out.stdout.strip() == (path or native)
 
 
@@ -411,12 +412,12 @@ def test_linear_bad_input_errors():
 
 
 # --------------------------------------------------------------------------------------------
-# Large outputs reuse memory (kernels._empty)
+# Large outputs reuse memory (kernels/memory.py: _empty)
 # --------------------------------------------------------------------------------------------
 
 def test_large_outputs_reuse_memory_only_when_no_view_is_left():
     K.empty_cache()
-    n = K._REUSE_MIN_BYTES // 4 + 1000  # just over the threshold, as float32
+    n = memory._REUSE_MIN_BYTES // 4 + 1000  # just over the threshold, as float32
     x = np.random.default_rng(3).standard_normal((4, n // 4)).astype(np.float32)
     y = K.softmax(x)
     assert y.shape == x.shape and y.dtype == x.dtype and y.flags.writeable
@@ -432,9 +433,9 @@ def test_large_outputs_reuse_memory_only_when_no_view_is_left():
     np.testing.assert_array_equal(keep, saved)  # the view's values were not overwritten
     np.testing.assert_allclose(np.exp(y3), K.softmax(x), rtol=1e-5, atol=1e-12)
     del keep, y3
-    assert K._free_bytes > 0
+    assert memory._free_bytes > 0
     K.empty_cache()
-    assert K._free_bytes == 0 and not K._free_maps
+    assert memory._free_bytes == 0 and not memory._free_maps
 
 
 def test_small_outputs_are_plain_arrays():
@@ -444,18 +445,18 @@ def test_small_outputs_are_plain_arrays():
 
 def test_output_cache_is_bounded(monkeypatch):
     K.empty_cache()
-    monkeypatch.setattr(K, "_REUSE_CACHE_BYTES", 0)  # nothing may be kept
-    x = np.ones((2, K._REUSE_MIN_BYTES // 4), np.float32)
+    monkeypatch.setattr(memory, "_REUSE_CACHE_BYTES", 0)  # nothing may be kept
+    x = np.ones((2, memory._REUSE_MIN_BYTES // 4), np.float32)
     y = K.softmax(x)
     assert not y.flags.owndata  # it did come from a memory map
     del y
-    assert K._free_bytes == 0 and not any(K._free_maps.values())
+    assert memory._free_bytes == 0 and not any(memory._free_maps.values())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_reused_output_memory_is_private_to_the_process():
     """Like malloc's memory: a forked child that writes to an output leaves the parent's alone."""
-    y = K.softmax(np.zeros((2, K._REUSE_MIN_BYTES // 4), np.float32))
+    y = K.softmax(np.zeros((2, memory._REUSE_MIN_BYTES // 4), np.float32))
     before = y.copy()
     pid = os.fork()
     if pid == 0:  # the child

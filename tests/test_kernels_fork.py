@@ -1,6 +1,6 @@
 """The kernels work in a forked child after the parent ran them on several threads.
 
-GCC's OpenMP runtime is not fork-safe: without the at-fork handler in kernels.py a
+GCC's OpenMP runtime is not fork-safe: without the at-fork handler in kernels/runtime.py a
 multi-threaded kernel call in the child waits forever for pool threads that fork did not copy.
 Every wait here has a timeout, so a regression fails the test instead of hanging the suite.
 """

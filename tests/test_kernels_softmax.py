@@ -181,7 +181,7 @@ def test_results_do_not_depend_on_threads(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vectorised_exp_accuracy(dtype):
     """The polynomial exp of softmax.c against NumPy's exp, over its whole range."""
-    ffi, lib = K._ffi, K._lib
+    ffi, lib = K.runtime._ffi, K.runtime._lib
     lo, hi = (-87.3, 88.0) if dtype == np.float32 else (-708.3, 709.0)
     x = np.concatenate([np.linspace(lo, hi, 200001), np.linspace(-1, 1, 10001),
                         [0.0, -0.0, -1e-30, -np.inf]]).astype(dtype)
@@ -202,7 +202,7 @@ def test_vectorised_exp_accuracy(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("log_output", [0, 1])
 def test_fast_path_matches_c_reference_loop(dtype, log_output):
-    ffi, lib = K._ffi, K._lib
+    ffi, lib = K.runtime._ffi, K.runtime._lib
     x = (np.random.default_rng(8).standard_normal((7, 3001)) * 10).astype(dtype)
     ref = np.empty_like(x)
     fn, ct = ((lib.tgl_softmax_reference_f32, "float *") if dtype == np.float32 else
@@ -375,7 +375,7 @@ def test_avx512_and_portable_paths_agree(cols):
     exp(x - max), streaming stores for large outputs); the portable C is what other CPUs run.
     Both must agree to the accuracy target, also with -inf, NaN, +-1e4 and rows large enough to
     stream (>= 4 MiB in total)."""
-    lib = K._lib
+    lib = K.runtime._lib
     if lib.tgl_softmax_set_portable(0) != 2:
         pytest.skip("no AVX-512 on this CPU")
     rng = np.random.default_rng(cols)

@@ -380,17 +380,23 @@ class Sign(Function):
         return g * 0.0
 
 
+def _half_as_float(x: np.ndarray) -> np.ndarray:
+    """float16 data computed in float32, as PyTorch's op math does: a tiny beta such as 1e-12
+    would be 0 in float16 (and inf * 0 a NaN)."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
 class Softplus(Function):
     """out = log(1 + exp(βx)) / β (x where βx > threshold);  dx = g * sigmoid(βx) (g there)"""
 
     def forward(self, x):
-        scaled = x * x.dtype.type(self.beta)
-        smooth = np.logaddexp(x.dtype.type(0), scaled) / x.dtype.type(self.beta)
+        scaled = _half_as_float(x) * self.beta
+        smooth = np.logaddexp(0, scaled) / self.beta
         return np.where(scaled > self.threshold, x, smooth).astype(x.dtype, copy=False)
 
     def backward(self, g, out):
         x = self.inputs[0]
-        linear = _const(x.data * x.dtype.type(self.beta) > self.threshold)
+        linear = _const(_half_as_float(x.data) * self.beta > self.threshold)
         return where(linear, g, g * (x * self.beta).sigmoid())
 
 
