@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd
+from .checks import check_dtype, check_flag, check_scalar
 
 _FLOAT_DEFAULT = np.float32  # Python floats (and lists of them) become float32, as in PyTorch
 _PY_NUMBERS = (int, float)   # exact types: bool is handled by the general path
@@ -47,7 +48,7 @@ def _to_array(data, dtype=None, copy: bool = False, op: str = "tensor") -> np.nd
         raise TypeError(f"{op}: tensors hold float, integer or bool data; got dtype "
                         f"{array.dtype} from {type(data).__name__}")
     if dtype is not None:
-        dtype = dtype_arg(op, dtype)  # before the cast: NumPy would make complex, object
+        dtype = check_dtype(op, dtype)  # before the cast: NumPy would make complex, object
         with np.errstate(all="ignore"):  # NaN -> int is silent, as in PyTorch
             array = array.astype(dtype, copy=False)
     if copy and (array is data or array.base is not None or
@@ -95,7 +96,7 @@ class Tensor:
         self._hooks = None
         self._retains_grad = False
         self._requires_grad = False
-        if bool_arg("tensor", "requires_grad", requires_grad):
+        if check_flag("tensor", "requires_grad", requires_grad):
             self._set_requires_grad(True, "tensor")
 
     @classmethod
@@ -123,12 +124,12 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        self._set_requires_grad(bool_arg("requires_grad", "requires_grad", value),
+        self._set_requires_grad(check_flag("requires_grad", "requires_grad", value),
                                 "requires_grad")
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         return self._set_requires_grad(
-            bool_arg("requires_grad_", "requires_grad", requires_grad), "requires_grad_")
+            check_flag("requires_grad_", "requires_grad", requires_grad), "requires_grad_")
 
     def _set_requires_grad(self, value: bool, op: str) -> "Tensor":
         if value and self.data.dtype.kind != "f":  # RuntimeError, as in PyTorch
@@ -254,8 +255,8 @@ class Tensor:
         The graph's saved values are freed afterwards unless ``retain_graph`` is True.
         With ``create_graph=True`` the backward pass is recorded too (for higher derivatives).
         """
-        retain_graph = bool_arg("backward", "retain_graph", retain_graph)
-        create_graph = bool_arg("backward", "create_graph", create_graph)
+        retain_graph = check_flag("backward", "retain_graph", retain_graph)
+        create_graph = check_flag("backward", "create_graph", create_graph)
         seed = autograd._seed_gradient(self, gradient, "backward")
         autograd.run_backward([self], [seed], retain_graph or create_graph, create_graph)
 
@@ -340,7 +341,7 @@ class Tensor:
 
     def _scaled(self, other, alpha, op: str):
         """``alpha * other`` for add_/sub_ (the value itself when alpha is 1)."""
-        number_arg(op, "alpha", alpha)
+        check_scalar(op, "alpha", alpha)
         if alpha == 1:
             return other
         with np.errstate(all="ignore"):
@@ -421,11 +422,11 @@ class Tensor:
                                 f"positionally, as dtype= or as another tensor -- and one device)")
         if device is not None:
             _check_device(device, "to")
-        return self if dtype is None else self._cast(dtype_arg("to", dtype))
+        return self if dtype is None else self._cast(check_dtype("to", dtype))
 
     def astype(self, dtype) -> "Tensor":
         """Cast to ``dtype`` (NumPy's name); the gradient is cast back."""
-        return self._cast(dtype_arg("astype", dtype))
+        return self._cast(check_dtype("astype", dtype))
 
     def _cast(self, dtype: np.dtype) -> "Tensor":
         if dtype == self.data.dtype:
@@ -609,7 +610,7 @@ class Tensor:
         return elementwise.Relu.apply(self)
 
     def leaky_relu(self, negative_slope: float = 0.01):
-        number_arg("leaky_relu", "negative_slope", negative_slope)
+        check_scalar("leaky_relu", "negative_slope", negative_slope)
         if self.data.dtype.kind != "f":  # as in PyTorch (the slope would not fit an integer)
             raise RuntimeError(f"leaky_relu: not implemented for dtype {self.data.dtype}; "
                                f"convert with .float() first")
@@ -633,7 +634,7 @@ class Tensor:
         if isinstance(min, Tensor) or isinstance(max, Tensor):  # elementwise bounds
             out = self if min is None else self.maximum(min)
             return out if max is None else out.minimum(max)
-        bounds = [number_arg("clip", name, b) for name, b in (("min", min), ("max", max))
+        bounds = [check_scalar("clip", name, b) for name, b in (("min", min), ("max", max))
                   if b is not None]
         x = self
         if self.data.dtype.kind != "f" and any(isinstance(b, (float, np.floating))
@@ -735,13 +736,13 @@ class Tensor:
     def any(self, dim=None, keepdim: bool = False):
         """True where any element (over ``dim``, or all) is non-zero; a bool tensor."""
         dim = reduce.normalize_axis(dim, self.ndim, "any")
-        keepdim = bool_arg("any", "keepdim", keepdim)
+        keepdim = check_flag("any", "keepdim", keepdim)
         return Tensor._make(np.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
     def all(self, dim=None, keepdim: bool = False):
         """True where every element (over ``dim``, or all) is non-zero; a bool tensor."""
         dim = reduce.normalize_axis(dim, self.ndim, "all")
-        keepdim = bool_arg("all", "keepdim", keepdim)
+        keepdim = check_flag("all", "keepdim", keepdim)
         return Tensor._make(np.asarray(self.data.all(axis=dim, keepdims=keepdim)))
 
     # -- reductions (ops/reduce.py) ------------------------------------------------------------
@@ -798,7 +799,7 @@ class Tensor:
             raise ValueError(f"amax: cannot reduce an empty tensor of shape {self.shape}")
         dim = None if dim == () else dim
         return reduce.Max.apply(self, axis=reduce.normalize_axis(dim, self.ndim, "amax"),
-                                keepdims=bool_arg("amax", "keepdim", keepdim))
+                                keepdims=check_flag("amax", "keepdim", keepdim))
 
     def amin(self, dim=(), keepdim: bool = False):
         """The minimum over ``dim`` (an int, a tuple, or () for all); ties share the gradient."""
@@ -806,7 +807,7 @@ class Tensor:
             raise ValueError(f"amin: cannot reduce an empty tensor of shape {self.shape}")
         dim = None if dim == () else dim
         dim = reduce.normalize_axis(dim, self.ndim, "amin")
-        keepdim = bool_arg("amin", "keepdim", keepdim)
+        keepdim = check_flag("amin", "keepdim", keepdim)
         if self.data.dtype.kind != "f":  # no gradient; and -x fails on bools, overflows on ints
             return Tensor._make(self.data.min(axis=dim, keepdims=keepdim))
         return -reduce.Max.apply(-self, axis=dim, keepdims=keepdim)
@@ -831,14 +832,10 @@ class Tensor:
     # -- softmax (ops/nn.py) --------------------------------------------------------------------
 
     def softmax(self, dim: int = -1, *, axis=None):
-        dim = dim_arg("softmax", dim, axis, default=-1)
-        dim_index("softmax", dim, self.ndim)  # checked here so that the errors name softmax
-        return nn_ops.softmax(self, dim)
+        return nn_ops.softmax(self, dim_arg("softmax", dim, axis, default=-1))
 
     def log_softmax(self, dim: int = -1, *, axis=None):
-        dim = dim_arg("log_softmax", dim, axis, default=-1)
-        dim_index("log_softmax", dim, self.ndim)
-        return nn_ops.log_softmax(self, dim)
+        return nn_ops.log_softmax(self, dim_arg("log_softmax", dim, axis, default=-1))
 
     # -- shape and indexing (ops/movement.py) --------------------------------------------------
 
@@ -933,5 +930,4 @@ class _HookHandle:
 # The op modules import Tensor, so they are imported after it is defined.
 from .ops import elementwise, linalg, movement, reduce  # noqa: E402
 from .ops import nn as nn_ops  # noqa: E402
-from .ops.args import (bool_arg, dim_arg, dim_index, dtype_arg, keepdim_arg,  # noqa: E402
-                       number_arg)
+from .ops.args import dim_arg, keepdim_arg  # noqa: E402

@@ -13,8 +13,8 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import Function
+from ..checks import check_flag
 from ..tensor import Tensor
-from .args import bool_arg
 from .movement import gather
 
 # What max(dim), min(dim) and topk return, as torch.return_types.max/min/topk: a tuple
@@ -190,7 +190,7 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     first, or smallest first with ``largest=False``). NaN counts as larger than every number, as
     in PyTorch. ``sorted=False`` is accepted and still sorts (torch leaves that order open)."""
     d = _one_dim(x, dim, "topk")
-    largest, sorted = bool_arg("topk", "largest", largest), bool_arg("topk", "sorted", sorted)
+    largest, sorted = check_flag("topk", "largest", largest), check_flag("topk", "sorted", sorted)
     length = x.shape[d] if x.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"topk(): k must be an int, got {k!r}")
