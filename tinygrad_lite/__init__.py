@@ -1,7 +1,7 @@
 """tinygrad_lite: a small reverse-mode autograd engine on NumPy, with C kernels for the hot ops.
 
-Start reading at ``tensor.py`` (the Tensor), ``autograd.py`` (the graph walk) and ``ops/``
-(every operation's forward and backward side by side).
+Start reading at ``tensor_base.py`` and ``tensor.py`` (the Tensor), ``autograd.py`` (the graph
+walk) and ``ops/`` (every operation's forward and backward side by side).
 """
 
 from __future__ import annotations
