@@ -1,8 +1,9 @@
 """Argument checks shared by the whole package: one checker per kind of argument (a number in a
-range, a scalar operand, a True/False flag, a Tensor, a floating-point Tensor, a dtype, a shape),
-each raising a TypeError or ValueError that names the function, the argument and the value -- so
-that a bad argument fails where it is given, with a message that says what to change, not deep
-inside NumPy or thousands of steps later as a NaN loss.
+range, a scalar operand, a True/False flag, a Tensor, a floating-point Tensor, a dtype, a shape,
+one dim of a tensor), each raising PyTorch's exception class (TypeError, ValueError, IndexError)
+with a message that names the function, the argument and the value -- so that a bad argument
+fails where it is given, with a message that says what to change, not deep inside NumPy or
+thousands of steps later as a NaN loss.
 
 The optimizers and schedules use ``check_number`` / ``check_flag`` for their hyperparameters;
 the Tensor methods, the factories (``tg.zeros``, ``tg.arange``, ...) and ``nn.functional`` use
@@ -111,3 +112,16 @@ def check_shape(owner: str, shape) -> tuple:
     if math.prod(sides) > _MAX_SIDE:
         raise ValueError(f"{owner}: a tensor of size {sides} has too many elements to exist")
     return tuple(int(side) for side in sides)
+
+
+def check_dim(owner: str, dim, ndim: int) -> int:
+    """One dimension of a tensor with ``ndim`` dims, as a non-negative int (negative counts from
+    the end). As in PyTorch, a 0-d tensor has dims 0 and -1. TypeError for a non-int,
+    IndexError "Dimension out of range" (PyTorch's words) for an int out of range."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{owner}(): dim must be an int, got {dim!r}")
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(f"{owner}(): Dimension out of range (expected to be in range of "
+                         f"[{-size}, {size - 1}], but got {dim})")
+    return int(dim) % size

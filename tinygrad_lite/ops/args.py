@@ -1,15 +1,12 @@
 """The dimension arguments that many ops share, resolved in one place so that every op agrees.
 
 PyTorch's argument names next to NumPy's: ``dim``/``axis`` and ``keepdim``/``keepdims``. Every
-op takes PyTorch's names; NumPy's are accepted as aliases (give one or the other). And one
-dimension checked against a tensor's (``dim_index``), with PyTorch's exception class and a
-message naming the op. (Checks of plain values -- flags, numbers, dtypes, shapes -- are in
+op takes PyTorch's names; NumPy's are accepted as aliases (give one or the other). (Checks of
+the values themselves -- flags, numbers, dtypes, shapes, one dim of a tensor -- are in
 ``tinygrad_lite/checks.py``.)
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..checks import check_flag
 
@@ -39,16 +36,3 @@ def keepdim_arg(op: str, keepdim: bool, keepdims) -> bool:
         raise TypeError(f"{op}() got both keepdim and keepdims; keepdims is NumPy's name for "
                         f"PyTorch's keepdim, so pass only one of them")
     return check_flag(op, "keepdims", keepdims)
-
-
-def dim_index(op: str, dim, ndim: int) -> int:
-    """One dimension of a tensor with ``ndim`` dims, as a non-negative int (negative counts from
-    the end). As in PyTorch, a 0-d tensor has dims 0 and -1. TypeError for a non-int,
-    IndexError "Dimension out of range" (PyTorch's words) for an int out of range."""
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{op}(): dim must be an int, got {dim!r}")
-    size = max(ndim, 1)
-    if not -size <= dim < size:
-        raise IndexError(f"{op}(): Dimension out of range (expected to be in range of "
-                         f"[{-size}, {size - 1}], but got {dim})")
-    return int(dim) % size

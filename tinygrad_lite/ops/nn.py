@@ -18,9 +18,8 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function, unbroadcast
-from ..checks import check_float, check_tensor
+from ..checks import check_dim, check_float, check_tensor
 from ..tensor import Tensor
-from .args import dim_index
 
 
 def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
@@ -34,8 +33,8 @@ def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
 def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
     check_tensor(op, "input", x)
     check_float(op, "input", x)
-    dim = dim_index(op, dim, x.ndim)
-    if x.ndim == 0:  # (dim_index lets a 0-d tensor's dims 0 and -1 through, as PyTorch does)
+    dim = check_dim(op, dim, x.ndim)
+    if x.ndim == 0:  # (check_dim lets a 0-d tensor's dims 0 and -1 through, as PyTorch does)
         raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
     return dim
 
