@@ -74,10 +74,12 @@ def test_check_flag_and_check_float_name_the_function_the_argument_and_the_value
 def test_check_dim_counts_from_the_end_and_gives_a_0d_tensor_dims_0_and_minus_1():
     assert [check_dim("f", d, 3) for d in (0, 2, -1, -3)] == [0, 2, 2, 0]
     assert check_dim("f", -1, 0) == 0
-    with refused(IndexError, "f(): Dimension out of range", "[-3, 2]", "3"):
+    with refused(IndexError, "f(): Dimension out of range", "[-3, 2]", "dim=3 with 3 dimension"):
         check_dim("f", 3, 3)
-    with refused(TypeError, "f(): dim must be an int", "1.0"):
-        check_dim("f", 1.0, 3)
+    with refused(TypeError, "f(): start_dim must be an int", "1.0"):
+        check_dim("f", 1.0, 3, "start_dim")
+    with refused(IndexError, "transpose", "dim1=7"):
+        tg.ones(2, 3).transpose(0, 7)
 
 
 @pytest.mark.parametrize("call, words", [

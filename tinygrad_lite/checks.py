@@ -114,14 +114,16 @@ def check_shape(owner: str, shape) -> tuple:
     return tuple(int(side) for side in sides)
 
 
-def check_dim(owner: str, dim, ndim: int) -> int:
+def check_dim(owner: str, dim, ndim: int, name: str = "dim") -> int:
     """One dimension of a tensor with ``ndim`` dims, as a non-negative int (negative counts from
-    the end). As in PyTorch, a 0-d tensor has dims 0 and -1. TypeError for a non-int,
-    IndexError "Dimension out of range" (PyTorch's words) for an int out of range."""
+    the end); ``name`` is the argument that gave it (dim, start_dim, dim0, ...). As in PyTorch, a
+    0-d tensor has dims 0 and -1. TypeError for a non-int, IndexError "Dimension out of range"
+    (PyTorch's words) for an int out of range."""
     if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{owner}(): dim must be an int, got {dim!r}")
+        raise TypeError(f"{owner}(): {name} must be an int, got {dim!r}")
     size = max(ndim, 1)
     if not -size <= dim < size:
         raise IndexError(f"{owner}(): Dimension out of range (expected to be in range of "
-                         f"[{-size}, {size - 1}], but got {dim})")
+                         f"[{-size}, {size - 1}], but got {dim}): {name}={dim} with {ndim} "
+                         f"dimension(s) to choose from")
     return int(dim) % size

@@ -57,7 +57,8 @@ def reshape(x: Tensor, shape) -> Tensor:
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    start, end = check_dim("flatten", start_dim, x.ndim), check_dim("flatten", end_dim, x.ndim)
+    start = check_dim("flatten", start_dim, x.ndim, "start_dim")
+    end = check_dim("flatten", end_dim, x.ndim, "end_dim")
     if x.ndim == 0:
         return reshape(x, (1,))
     if start > end:
@@ -101,7 +102,7 @@ def permute(x: Tensor, dims) -> Tensor:
     if len(dims) != x.ndim:
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor with shape "
                          f"{x.shape}; give each of its {x.ndim} dimensions once")
-    dims = tuple(check_dim("permute", d, x.ndim) for d in dims)
+    dims = tuple(check_dim("permute", d, x.ndim, "dims") for d in dims)
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of a "
                          f"tensor with shape {x.shape}")
@@ -115,7 +116,8 @@ def transpose(x: Tensor, dim0=None, dim1=None) -> Tensor:
         return permute(x, tuple(range(x.ndim - 1, -1, -1)))
     if dim0 is None or dim1 is None:
         raise TypeError("transpose takes two dimensions (or none to reverse all)")
-    a, b = check_dim("transpose", dim0, x.ndim), check_dim("transpose", dim1, x.ndim)
+    a = check_dim("transpose", dim0, x.ndim, "dim0")
+    b = check_dim("transpose", dim1, x.ndim, "dim1")
     if x.ndim == 0:  # dims 0 and -1 of a 0-d tensor: nothing to swap
         return x
     dims = list(range(x.ndim))

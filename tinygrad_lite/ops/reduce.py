@@ -13,7 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import Function
-from ..checks import check_flag
+from ..checks import check_dim, check_flag
 from ..tensor import Tensor
 from .movement import gather
 
@@ -35,17 +35,9 @@ def normalize_axis(axis, ndim: int, op: str):
         axes = tuple(axis)
     else:
         raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {axis!r}")
-    out = []
-    for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {a!r}")
-        if ndim == 0 and a in (0, -1):
-            continue  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
-        if not -ndim <= a < ndim:
-            raise IndexError(f"{op}: Dimension out of range (expected to be in range of "
-                             f"[{-ndim}, {ndim - 1}], but got {a}): dim {a} of a tensor with "
-                             f"{ndim} dimension(s)")
-        out.append(int(a) % ndim)
+    out = [check_dim(op, a, ndim) for a in axes]
+    if ndim == 0:  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
+        return ()
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: a dim appears multiple times in {axis!r}")
     return tuple(sorted(out))
