@@ -55,6 +55,18 @@ def test_check_dtype_refuses_what_a_tensor_cannot_hold():
             check_dtype("f", bad)
 
 
+def test_arange_refuses_a_step_too_small_for_memory_naming_arange():
+    with refused(RuntimeError, "arange: cannot allocate", "step=-2.6e-16"):
+        tg.arange(-4, step=-2.6e-16)  # 1.5e16 elements: a valid size, but 54 PiB
+
+
+def test_softplus_refuses_a_beta_that_is_zero_in_the_tensors_dtype():
+    x = tg.tensor([-1.0, 0.0, 2.0])
+    with refused(ValueError, "softplus: beta must be a finite number other than 0", "float32"):
+        F.softplus(x, beta=3.7e-173)  # 0 in float32: log(2) / 0
+    assert np.isfinite(F.softplus(x.double(), beta=3.7e-173).numpy()).all()  # not 0 in float64
+
+
 def test_check_scalar_passes_any_real_operand_unchanged_and_refuses_the_rest():
     for good in [2, -1.5, math.nan, math.inf, True, np.float32(0.5), np.int64(3)]:
         assert check_scalar("f", "alpha", good) is good

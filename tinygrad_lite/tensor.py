@@ -315,12 +315,14 @@ class Tensor(TensorBase):
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as torch)."""
+        x = self._floating()
         for name, v in (("beta", beta), ("threshold", threshold)):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
-                    not np.isfinite(v) or (name == "beta" and v == 0):
+                    not np.isfinite(v) or (name == "beta" and _is_zero_in(x.dtype, v)):
                 raise ValueError(f"softplus: {name} must be a finite number"
-                                 f"{' other than 0' if name == 'beta' else ''}, got {v!r}")
-        return elementwise.Softplus.apply(self._floating(), beta=beta, threshold=threshold)
+                                 f"{' other than 0' if name == 'beta' else ''}, got {v!r} "
+                                 f"(in the tensor's dtype {x.dtype})")
+        return elementwise.Softplus.apply(x, beta=beta, threshold=threshold)
 
     def relu6(self):
         return elementwise.Relu6.apply(self)
@@ -497,6 +499,12 @@ class Tensor(TensorBase):
 
     def chunk(self, chunks: int, dim: int = 0, *, axis=None):
         return movement.chunk(self, chunks, dim_arg("chunk", dim, axis, default=0))
+
+
+def _is_zero_in(dtype: np.dtype, number) -> bool:
+    """Whether ``number`` is 0 once converted to ``dtype`` (1e-50 is, in float32)."""
+    with np.errstate(all="ignore"):
+        return dtype.type(number) == 0
 
 
 def _shape_kwarg(op: str, shape: tuple, kwargs: dict):
