@@ -13,7 +13,8 @@ import pytest
 import tinygrad_lite as tg
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import optim
-from tinygrad_lite.checks import check_dtype, check_shape
+from tinygrad_lite.checks import check_dim, check_dtype, check_flag, check_float, check_scalar, \
+    check_shape
 from tinygrad_lite.optim import lr_scheduler
 
 
@@ -52,6 +53,61 @@ def test_check_dtype_refuses_what_a_tensor_cannot_hold():
     for bad in ["float99", 5, object(), np.complex128, np.object_, None, str]:
         with refused(TypeError, "f: invalid dtype="):
             check_dtype("f", bad)
+
+
+def test_arange_refuses_a_step_too_small_for_memory_naming_arange():
+    with refused(RuntimeError, "arange: cannot allocate", "step=-2.6e-16"):
+        tg.arange(-4, step=-2.6e-16)  # 1.5e16 elements: a valid size, but 54 PiB
+
+
+def test_softplus_refuses_a_beta_that_is_zero_in_the_tensors_dtype():
+    x = tg.tensor([-1.0, 0.0, 2.0])
+    with refused(ValueError, "softplus: beta must be a finite number other than 0", "float32"):
+        F.softplus(x, beta=3.7e-173)  # 0 in float32: log(2) / 0
+    assert np.isfinite(F.softplus(x.double(), beta=3.7e-173).numpy()).all()  # not 0 in float64
+
+
+def test_check_scalar_passes_any_real_operand_unchanged_and_refuses_the_rest():
+    for good in [2, -1.5, math.nan, math.inf, True, np.float32(0.5), np.int64(3)]:
+        assert check_scalar("f", "alpha", good) is good
+    for bad in ["1", None, 1j, [1.0], np.ones(2)]:
+        with refused(TypeError, "f: invalid alpha=", "real number"):
+            check_scalar("f", "alpha", bad)
+
+
+def test_check_flag_and_check_float_name_the_function_the_argument_and_the_value():
+    assert check_flag("f", "keepdim", np.bool_(True)) is True
+    with refused(TypeError, "f: invalid keepdim='no'", "True or False"):
+        check_flag("f", "keepdim", "no")
+    with refused(TypeError, "f: input must be a floating-point tensor", "int64"):
+        check_float("f", "input", tg.tensor([1, 2]))
+
+
+def test_check_dim_counts_from_the_end_and_gives_a_0d_tensor_dims_0_and_minus_1():
+    assert [check_dim("f", d, 3) for d in (0, 2, -1, -3)] == [0, 2, 2, 0]
+    assert check_dim("f", -1, 0) == 0
+    with refused(IndexError, "f(): Dimension out of range", "[-3, 2]", "dim=3 with 3 dimension"):
+        check_dim("f", 3, 3)
+    with refused(TypeError, "f(): start_dim must be an int", "1.0"):
+        check_dim("f", 1.0, 3, "start_dim")
+    with refused(IndexError, "transpose", "dim1=7"):
+        tg.ones(2, 3).transpose(0, 7)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda x: x.sum(keepdim="yes"), ["sum", "keepdim", "'yes'"]),
+    (lambda x: x.backward(retain_graph=1), ["backward", "retain_graph", "1"]),
+    (lambda x: x.requires_grad_("no"), ["requires_grad_", "requires_grad", "'no'"]),
+    (lambda x: x.add_(1.0, alpha="2"), ["add_", "alpha", "'2'"]),
+    (lambda x: x.clip(min="0"), ["clip", "min", "'0'"]),
+    (lambda x: x.leaky_relu(None), ["leaky_relu", "negative_slope", "None"]),
+    (lambda x: x.to("float99"), ["to", "dtype", "'float99'"]),
+    (lambda x: x.astype(np.complex64), ["astype", "dtype", "complex64"]),
+])
+def test_tensor_methods_use_the_shared_checks(call, words):
+    x = tg.tensor([1.0, 2.0])
+    with refused(TypeError, *words):
+        call(x)
 
 
 # -- factories ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """How the engine's pieces depend on each other, and what an op's options may not do.
 
 * The dependency runs core -> nn: tensor.py, autograd.py and ops/ never import nn/.
+* tensor_base.py (what every tensor is before any op) imports no op and not tensor.py.
 * autograd.py is not patched from outside (no ``autograd._Tensor`` set by tensor.py).
 * An op's options become attributes of its node, but an option cannot take the name of
   anything the op class defines or the engine keeps on the node (``inputs``, ``freed``, ...).
@@ -29,6 +30,20 @@ def test_the_core_does_not_import_nn():
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_tensor_base_imports_no_op():
+    import ast
+    import tinygrad_lite.tensor_base as base
+    with open(base.__file__, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    # the module-level imports (tensor.py is imported only under TYPE_CHECKING, for annotations)
+    imported = [node.module or alias.name for node in tree.body
+                if isinstance(node, ast.ImportFrom) for alias in node.names]  # `from . import x`
+    assert "checks" in imported and "autograd" in imported
+    assert not [m for m in imported if m == "ops" or m.startswith("ops.") or m == "tensor"], \
+        imported
+    assert issubclass(tg.Tensor, base.TensorBase) and tg.Tensor.__slots__ == ()
 
 
 def test_autograd_is_not_patched_by_tensor():

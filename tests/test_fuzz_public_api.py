@@ -193,8 +193,12 @@ def public_top_level() -> set:
 
 
 def public_tensor_methods() -> set:
-    """Public methods and operator dunders defined on Tensor (properties are not calls)."""
-    return {n for n, v in vars(Tensor).items()
+    """Public methods and operator dunders defined on Tensor or its base class TensorBase
+    (properties are not calls)."""
+    members = {}
+    for cls in reversed(Tensor.__mro__[:-1]):  # TensorBase, then Tensor (not object)
+        members.update(vars(cls))
+    return {n for n, v in members.items()
             if (callable(v) or isinstance(v, (staticmethod, classmethod)))
             and (not n.startswith("_") or (n.startswith("__") and n.endswith("__")))
             and n not in TENSOR_NOT_FUZZED}

@@ -1,7 +1,7 @@
 """tinygrad_lite: a small reverse-mode autograd engine on NumPy, with C kernels for the hot ops.
 
-Start reading at ``tensor.py`` (the Tensor), ``autograd.py`` (the graph walk) and ``ops/``
-(every operation's forward and backward side by side).
+Start reading at ``tensor_base.py`` and ``tensor.py`` (the Tensor), ``autograd.py`` (the graph
+walk) and ``ops/`` (every operation's forward and backward side by side).
 """
 
 from __future__ import annotations
@@ -110,8 +110,13 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad: bool = False) ->
             else np.int64
     count = math.ceil((stop - start) / step)
     check_shape("arange", (count,))
-    return _new(np.arange(start, stop, step, dtype=check_dtype("arange", dtype)), requires_grad,
-                "arange")
+    dtype = check_dtype("arange", dtype)
+    try:
+        array = np.arange(start, stop, step, dtype=dtype)
+    except MemoryError:  # a tiny step: (stop - start) / step fits an int but not in memory
+        raise RuntimeError(f"arange: cannot allocate {count} elements (start={start}, "
+                           f"end={stop}, step={step}); use a larger step") from None
+    return _new(array, requires_grad, "arange")
 
 
 def eye(n, m=None, dtype=np.float32, requires_grad: builtins.bool = False) -> Tensor:

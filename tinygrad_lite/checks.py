@@ -1,11 +1,14 @@
 """Argument checks shared by the whole package: one checker per kind of argument (a number in a
-range, a True/False flag, a Tensor, a dtype, a shape), each raising a TypeError or ValueError
-that names the function, the argument and the value -- so that a bad argument fails where it is
-given, with a message that says what to change, not deep inside NumPy or thousands of steps
-later as a NaN loss.
+range, a scalar operand, a True/False flag, a Tensor, a floating-point Tensor, a dtype, a shape,
+one dim of a tensor), each raising PyTorch's exception class (TypeError, ValueError, IndexError)
+with a message that names the function, the argument and the value -- so that a bad argument
+fails where it is given, with a message that says what to change, not deep inside NumPy or
+thousands of steps later as a NaN loss.
 
 The optimizers and schedules use ``check_number`` / ``check_flag`` for their hyperparameters;
-the factories (``tg.zeros``, ``tg.arange``, ...) and ``nn.functional`` use the others.
+the Tensor methods, the factories (``tg.zeros``, ``tg.arange``, ...) and ``nn.functional`` use
+them and the others. (The ``dim``/``axis`` and ``keepdim``/``keepdims`` arguments of the ops,
+which need more than a value check, are resolved in ``ops/args.py``.)
 """
 
 from __future__ import annotations
@@ -43,8 +46,19 @@ def check_number(owner: str, name: str, value, low: float = 0.0, high: float = m
     return number
 
 
+def check_scalar(owner: str, name: str, value):
+    """``value`` unchanged, after checking that it is a real number usable as an operand (alpha,
+    a clip bound, a slope): an int, float or bool, NumPy's included, NaN and inf too -- as in
+    arithmetic. Not a str, None, complex or array. (A setting that must be finite and in a range
+    goes through ``check_number``.)"""
+    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+        raise TypeError(f"{owner}: invalid {name}={value!r:.40}: {name} must be a real number")
+    return value
+
+
 def check_flag(owner: str, name: str, value) -> bool:
-    """``value`` as a bool, after checking that it is one (a string "no" would be true)."""
+    """``value`` as a bool, after checking that it is one (keepdim, requires_grad, create_graph,
+    ...; as in PyTorch: the string "no" would otherwise count as True)."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{owner}: invalid {name}={value!r}: {name} must be True or False")
     return bool(value)
@@ -60,18 +74,21 @@ def check_tensor(owner: str, name: str, value):
     return value
 
 
-def check_float(x, owner: str) -> None:
-    """A tensor of floating-point dtype (softmax, losses, layer norm: no integer math)."""
-    if x.dtype.kind != "f":
-        raise TypeError(f"{owner} needs a floating-point tensor, got dtype {x.dtype}")
+def check_float(owner: str, name: str, value):
+    """``value``, after checking that it is a tensor of floating-point dtype (softmax, losses,
+    layer norm: no integer math)."""
+    if value.dtype.kind != "f":
+        raise TypeError(f"{owner}: {name} must be a floating-point tensor, got dtype "
+                        f"{value.dtype} (convert with .float())")
+    return value
 
 
 def check_dtype(owner: str, dtype) -> np.dtype:
     """``dtype`` as a NumPy dtype, after checking that it names one that tensors can hold
-    (floating point, integer or bool: no complex, strings or objects)."""
+    (floating point, integer or bool: no complex, strings or objects, nor "float99" or 5)."""
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         resolved = None
     if resolved is None or resolved.kind not in "fiub" or dtype is None:
         raise TypeError(f"{owner}: invalid dtype={dtype!r}: tensors hold floating-point, "
@@ -95,3 +112,18 @@ def check_shape(owner: str, shape) -> tuple:
     if math.prod(sides) > _MAX_SIDE:
         raise ValueError(f"{owner}: a tensor of size {sides} has too many elements to exist")
     return tuple(int(side) for side in sides)
+
+
+def check_dim(owner: str, dim, ndim: int, name: str = "dim") -> int:
+    """One dimension of a tensor with ``ndim`` dims, as a non-negative int (negative counts from
+    the end); ``name`` is the argument that gave it (dim, start_dim, dim0, ...). As in PyTorch, a
+    0-d tensor has dims 0 and -1. TypeError for a non-int, IndexError "Dimension out of range"
+    (PyTorch's words) for an int out of range."""
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{owner}(): {name} must be an int, got {dim!r}")
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(f"{owner}(): Dimension out of range (expected to be in range of "
+                         f"[{-size}, {size - 1}], but got {dim}): {name}={dim} with {ndim} "
+                         f"dimension(s) to choose from")
+    return int(dim) % size

@@ -37,7 +37,8 @@ from .autograd import Function
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # Files of the engine itself: a forward row names the first line outside them (e.g. an nn layer)
 _ENGINE_FILES = tuple(os.path.join(_PACKAGE_DIR, name) for name in
-                      ("autograd.py", "tensor.py", "trace.py", "__init__.py", "ops" + os.sep))
+                      ("autograd.py", "tensor.py", "tensor_base.py", "trace.py", "__init__.py",
+                       "ops" + os.sep))
 
 
 # --------------------------------------------------------------------------------------------

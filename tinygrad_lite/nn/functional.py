@@ -23,7 +23,7 @@ from ..tensor import Tensor, get_rng
 def _targets(op: str, input: Tensor, target, weight, reduction: str) -> np.ndarray:
     """The checks cross_entropy and nll_loss share: float input, integer targets, no class
     weights (not implemented), a known reduction. Returns the targets as an array."""
-    check_float(input, op)
+    check_float(op, "input", input)
     if weight is not None:
         raise NotImplementedError(f"{op}: class weights (weight=) are not supported; the third "
                                   f"positional argument is weight, as in PyTorch, so pass "
@@ -189,7 +189,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     (biased variance, as in PyTorch). One Function (LayerNormOp) instead of about nine ops: a
     Transformer calls it twice per block."""
     check_tensor("layer_norm", "input", x)
-    check_float(x, "layer_norm")
+    check_float("layer_norm", "input", x)
     normalized_shape = check_shape("layer_norm", (normalized_shape,))
     if not normalized_shape:  # as torch: there must be something to normalise over
         raise ValueError("layer_norm: normalized_shape must have at least one dimension, got ()")

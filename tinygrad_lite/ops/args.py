@@ -1,14 +1,14 @@
-"""Checking the arguments that many ops share, in one place so that every op agrees.
+"""The dimension arguments that many ops share, resolved in one place so that every op agrees.
 
 PyTorch's argument names next to NumPy's: ``dim``/``axis`` and ``keepdim``/``keepdims``. Every
-op takes PyTorch's names; NumPy's are accepted as aliases (give one or the other). And the
-validators of flags (``bool_arg``), numbers (``number_arg``), dtypes (``dtype_arg``) and
-dimensions (``dim_index``): each raises PyTorch's exception class with a message naming the op.
+op takes PyTorch's names; NumPy's are accepted as aliases (give one or the other). (Checks of
+the values themselves -- flags, numbers, dtypes, shapes, one dim of a tensor -- are in
+``tinygrad_lite/checks.py``.)
 """
 
 from __future__ import annotations
 
-import numpy as np
+from ..checks import check_flag
 
 
 def dim_arg(op: str, dim, axis, default=None):
@@ -31,51 +31,8 @@ def dim_arg(op: str, dim, axis, default=None):
 def keepdim_arg(op: str, keepdim: bool, keepdims) -> bool:
     """``keepdim`` (PyTorch), or ``keepdims`` (NumPy) when that is given instead."""
     if keepdims is None:
-        return bool_arg(op, "keepdim", keepdim)
-    if bool_arg(op, "keepdim", keepdim):
+        return check_flag(op, "keepdim", keepdim)
+    if check_flag(op, "keepdim", keepdim):
         raise TypeError(f"{op}() got both keepdim and keepdims; keepdims is NumPy's name for "
                         f"PyTorch's keepdim, so pass only one of them")
-    return bool_arg(op, "keepdims", keepdims)
-
-
-def bool_arg(op: str, name: str, value) -> bool:
-    """A flag (keepdim, requires_grad, create_graph, ...) must be a bool, as in PyTorch: the
-    string "no" would otherwise count as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}(): {name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def number_arg(op: str, name: str, value) -> float:
-    """A real number (int, float or bool; NaN and inf included): not a str, None or complex."""
-    if not isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
-        raise TypeError(f"{op}(): {name} must be a real number, got {value!r:.40}")
-    return value
-
-
-def dtype_arg(op: str, dtype) -> np.dtype:
-    """A dtype a tensor can hold (float, int, unsigned or bool), as np.dtype; TypeError naming
-    ``op`` for anything else ("float99", 5, complex, object)."""
-    try:
-        result = np.dtype(dtype)
-    except (TypeError, ValueError):
-        raise TypeError(f"{op}(): {dtype!r} is not a dtype (use e.g. tg.float32, tg.int64, "
-                        f"tg.bool)") from None
-    if result.kind not in "fiub" or dtype is None:
-        raise TypeError(f"{op}(): tensors hold float, integer or bool data, not dtype "
-                        f"{dtype if dtype is None else result}")
-    return result
-
-
-
-def dim_index(op: str, dim, ndim: int) -> int:
-    """One dimension of a tensor with ``ndim`` dims, as a non-negative int (negative counts from
-    the end). As in PyTorch, a 0-d tensor has dims 0 and -1. TypeError for a non-int,
-    IndexError "Dimension out of range" (PyTorch's words) for an int out of range."""
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{op}(): dim must be an int, got {dim!r}")
-    size = max(ndim, 1)
-    if not -size <= dim < size:
-        raise IndexError(f"{op}(): Dimension out of range (expected to be in range of "
-                         f"[{-size}, {size - 1}], but got {dim})")
-    return int(dim) % size
+    return check_flag(op, "keepdims", keepdims)

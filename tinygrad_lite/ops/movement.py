@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, unbroadcast
+from ..checks import check_dim
 from ..tensor import Tensor
-from .args import dim_arg, dim_index
+from .args import dim_arg
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,12 +56,9 @@ def reshape(x: Tensor, shape) -> Tensor:
     return Reshape.apply(x, shape=shape)
 
 
-def _dim(axis: int, ndim: int, op: str) -> int:
-    return dim_index(op, axis, ndim)
-
-
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
+    start = check_dim("flatten", start_dim, x.ndim, "start_dim")
+    end = check_dim("flatten", end_dim, x.ndim, "end_dim")
     if x.ndim == 0:
         return reshape(x, (1,))
     if start > end:
@@ -76,13 +74,13 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
         return reshape(x, (tuple(n for n in x.shape if n != 1),))
     if not isinstance(dim, (tuple, list)):
         dim = (dim,)
-    dims = {_dim(d, x.ndim, "squeeze") for d in dim}
+    dims = {check_dim("squeeze", d, x.ndim) for d in dim}
     return reshape(x, (tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)),))
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
     """Insert a size-1 dimension at ``dim`` (-1 means at the end)."""
-    dim = dim_index("unsqueeze", dim, x.ndim + 1)  # one more place than there are dims
+    dim = check_dim("unsqueeze", dim, x.ndim + 1)  # one more place than there are dims
     return reshape(x, (x.shape[:dim] + (1,) + x.shape[dim:],))
 
 
@@ -104,7 +102,7 @@ def permute(x: Tensor, dims) -> Tensor:
     if len(dims) != x.ndim:
         raise ValueError(f"permute: got {len(dims)} dims {dims} for a tensor with shape "
                          f"{x.shape}; give each of its {x.ndim} dimensions once")
-    dims = tuple(_dim(d, x.ndim, "permute") for d in dims)
+    dims = tuple(check_dim("permute", d, x.ndim, "dims") for d in dims)
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of a "
                          f"tensor with shape {x.shape}")
@@ -118,7 +116,8 @@ def transpose(x: Tensor, dim0=None, dim1=None) -> Tensor:
         return permute(x, tuple(range(x.ndim - 1, -1, -1)))
     if dim0 is None or dim1 is None:
         raise TypeError("transpose takes two dimensions (or none to reverse all)")
-    a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    a = check_dim("transpose", dim0, x.ndim, "dim0")
+    b = check_dim("transpose", dim1, x.ndim, "dim1")
     if x.ndim == 0:  # dims 0 and -1 of a 0-d tensor: nothing to swap
         return x
     dims = list(range(x.ndim))
@@ -324,7 +323,7 @@ def cat(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
-    dim = _dim(dim, ndim, "cat")
+    dim = check_dim("cat", dim, ndim)
     for i, t in enumerate(tensors):
         if t.ndim != ndim or t.shape[:dim] + t.shape[dim + 1:] != \
                 tensors[0].shape[:dim] + tensors[0].shape[dim + 1:]:
@@ -342,7 +341,7 @@ def stack(tensors, dim: int = 0, *, axis: int | None = None) -> Tensor:
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
-    dim = dim_index("stack", dim, tensors[0].ndim + 1)  # one more place than there are dims
+    dim = check_dim("stack", dim, tensors[0].ndim + 1)  # one more place than there are dims
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
@@ -386,7 +385,7 @@ def _is_int(value) -> bool:
 
 def _dim_of_1d(x: Tensor, dim, op: str) -> int:
     """split and chunk cut a dimension, so a 0-d tensor (which has none) is refused."""
-    dim = _dim(dim, x.ndim, op)
+    dim = check_dim(op, dim, x.ndim)
     if x.ndim == 0:
         raise RuntimeError(f"{op} expects at least a 1-dimensional tensor")
     return dim

@@ -14,13 +14,11 @@ when the backward pass is itself recorded). Where speed matters an op adds
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import kernels
 from ..autograd import Function, unbroadcast
-from ..checks import check_float, check_tensor
+from ..checks import check_dim, check_float, check_tensor
 from ..tensor import Tensor
 
 
@@ -34,14 +32,11 @@ def _last_axis(fn, x: np.ndarray, axis: int, *more: np.ndarray) -> np.ndarray:
 
 def _softmax_axis(x: Tensor, dim: int, op: str) -> int:
     check_tensor(op, "input", x)
-    check_float(x, op)
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
-    if x.ndim == 0:
+    check_float(op, "input", x)
+    dim = check_dim(op, dim, x.ndim)
+    if x.ndim == 0:  # (check_dim lets a 0-d tensor's dims 0 and -1 through, as PyTorch does)
         raise ValueError(f"{op} needs at least one dimension, got a 0-d tensor")
-    if not -x.ndim <= dim < x.ndim:
-        raise IndexError(f"{op}: dim {dim} is out of range for shape {x.shape}")
-    return dim % x.ndim
+    return dim
 
 
 # --------------------------------------------------------------------------------------------

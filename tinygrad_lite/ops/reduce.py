@@ -13,8 +13,8 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import Function
+from ..checks import check_dim, check_flag
 from ..tensor import Tensor
-from .args import bool_arg
 from .movement import gather
 
 # What max(dim), min(dim) and topk return, as torch.return_types.max/min/topk: a tuple
@@ -35,17 +35,9 @@ def normalize_axis(axis, ndim: int, op: str):
         axes = tuple(axis)
     else:
         raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {axis!r}")
-    out = []
-    for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {a!r}")
-        if ndim == 0 and a in (0, -1):
-            continue  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
-        if not -ndim <= a < ndim:
-            raise IndexError(f"{op}: Dimension out of range (expected to be in range of "
-                             f"[{-ndim}, {ndim - 1}], but got {a}): dim {a} of a tensor with "
-                             f"{ndim} dimension(s)")
-        out.append(int(a) % ndim)
+    out = [check_dim(op, a, ndim) for a in axes]
+    if ndim == 0:  # as in torch, a 0-d tensor has dim 0 (and -1): reducing it changes nothing
+        return ()
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: a dim appears multiple times in {axis!r}")
     return tuple(sorted(out))
@@ -190,7 +182,7 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     first, or smallest first with ``largest=False``). NaN counts as larger than every number, as
     in PyTorch. ``sorted=False`` is accepted and still sorts (torch leaves that order open)."""
     d = _one_dim(x, dim, "topk")
-    largest, sorted = bool_arg("topk", "largest", largest), bool_arg("topk", "sorted", sorted)
+    largest, sorted = check_flag("topk", "largest", largest), check_flag("topk", "sorted", sorted)
     length = x.shape[d] if x.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"topk(): k must be an int, got {k!r}")
