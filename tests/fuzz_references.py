@@ -39,6 +39,11 @@ def _binary(fn):
             # converted to the tensor's dtype first (float32 inf * -2.2e-308 -> inf * -0 = nan)
             with np.errstate(all="ignore"):
                 y = np.asarray(y).astype(x.dtype)
+        elif isinstance(y, float) and x.dtype.kind in "iu":
+            # an integer tensor with a Python float computes in the default float32, the number
+            # converted too (int 0 / -9.9e-172 -> 0 / -0 = nan)
+            with np.errstate(all="ignore"):
+                x, y = x.astype(np.float32), np.asarray(y).astype(np.float32)
         return fn(nan_safe(x), nan_safe(y))
     return reference
 

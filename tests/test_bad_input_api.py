@@ -341,3 +341,18 @@ def test_a_step_with_nan_and_inf_gradients_is_silent(make, recwarn):
         opt.step()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     assert not np.isfinite(p.numpy()).any()
+
+
+def test_kernel_cross_entropy_compute_grad_must_be_a_bool():
+    # a string "no" is truthy: it silently computed the gradient
+    logits, targets = np.zeros((2, 3), np.float32), np.array([0, 1])
+    with pytest.raises(TypeError, match="cross_entropy: invalid compute_grad='no'"):
+        tg.kernels.cross_entropy(logits, targets, compute_grad="no")
+    assert tg.kernels.cross_entropy(logits, targets, compute_grad=False)[1] is None
+
+
+def test_int_tensor_divided_by_a_tiny_float_computes_in_float32():
+    # as PyTorch: the number is converted to the default float32 too, so -9.9e-172 is -0
+    out = tg.tensor([0, 3]) / -9.9e-172
+    assert out.dtype == np.float32
+    assert np.isnan(out.data[0]) and out.data[1] == -np.inf

@@ -316,12 +316,13 @@ class Tensor(TensorBase):
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as torch)."""
         x = self._floating()
+        compute = np.result_type(x.dtype, np.float32)  # float16 is computed in float32
         for name, v in (("beta", beta), ("threshold", threshold)):
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
-                    not np.isfinite(v) or (name == "beta" and _is_zero_in(x.dtype, v)):
+                    not np.isfinite(v) or (name == "beta" and _is_zero_in(compute, v)):
                 raise ValueError(f"softplus: {name} must be a finite number"
                                  f"{' other than 0' if name == 'beta' else ''}, got {v!r} "
-                                 f"(in the tensor's dtype {x.dtype})")
+                                 f"(in the dtype it is computed in, {compute})")
         return elementwise.Softplus.apply(x, beta=beta, threshold=threshold)
 
     def relu6(self):

@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from ..checks import check_flag
 from . import runtime  # runtime._backend and runtime._num_threads change: read at call time
 from .memory import _empty
 from .operands import _aligned_copy, _as_array, _collapse_batch, _float_array, _ptr, _same_dtype
@@ -137,6 +138,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, ignore_index: int = -
                                                                     (int, np.integer)):
         raise TypeError(f"{op}: ignore_index must be an integer, got {ignore_index!r}")
     ignore_index = operator.index(ignore_index)
+    compute_grad = check_flag(op, "compute_grad", compute_grad)
     n, v = logits.shape
 
     keep = targets != ignore_index
