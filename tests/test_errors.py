@@ -10,26 +10,10 @@ import pytest
 from hypothesis import assume, given
 
 import tinygrad_lite as tg
+from error_checks import raises
 import tinygrad_lite.nn.functional as F
 from tinygrad_lite import Tensor
 from tinygrad_lite.testing import shapes
-
-
-def raises(exc, *words):
-    """pytest.raises that also checks every word appears in the message (case-sensitive)."""
-    class _Check:
-        def __enter__(self):
-            self.ctx = pytest.raises(exc)
-            self.info = self.ctx.__enter__()
-            return self.info
-
-        def __exit__(self, *args):
-            handled = self.ctx.__exit__(*args)
-            message = str(self.info.value)
-            for w in words:
-                assert w in message, f"{w!r} not in error message: {message!r}"
-            return handled
-    return _Check()
 
 
 # --------------------------------------------------------------------------------------------
