@@ -1,7 +1,8 @@
 """Neural-network building blocks (``torch.nn``): Module and containers, layers, attention,
-initialisation (``nn.init``), utilities (``nn.utils``) and the stateless ``nn.functional``."""
+initialisation (``nn.init``), utilities (``nn.utils``), data parallel (``nn.parallel``) and the
+stateless ``nn.functional``."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .attention import (LearnedPositionalEncoding, MultiHeadAttention,
                         SinusoidalPositionalEncoding, TransformerBlock, TransformerEncoderLayer)
 from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, MSELoss, ReLU,
@@ -9,7 +10,8 @@ from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Line
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
-    "functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict",
+    "functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential", "ModuleList",
+    "ModuleDict",
     "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "MSELoss",
     "CrossEntropyLoss", "MultiHeadAttention", "TransformerEncoderLayer", "TransformerBlock",
     "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",

@@ -1,0 +1,166 @@
+"""Several processes training one model: the MPI world (``torch.distributed``'s names).
+
+Launch the same script N times with ``mpirun -np N python script.py``; each process (a "rank")
+calls ``init()`` and learns its rank and the world size from MPI. A plain ``python script.py``
+is a world of size 1: every function here then works without MPI (mpi4py is imported only when
+the process was started by a launcher).
+
+Failure handling: in a world of more than one rank, ``init()`` installs a ``sys.excepthook``
+that prints the traceback with the rank and aborts the whole MPI job. Without it, one rank's
+exception would leave the others waiting forever in their next collective call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import numpy as np
+
+# Environment variables that launchers set in every process they start: Open MPI's mpirun,
+# MPICH/Hydra (and Intel MPI), PMIx-based launchers (Open MPI 5, srun --mpi=pmix).
+_LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
+
+_REDUCE_OPS = ("sum", "prod", "min", "max")
+
+_world = None  # the _World after init()
+
+
+class _World:
+    """The communicator (None in a world of size 1), this process's rank and the world size."""
+
+    def __init__(self, comm, rank: int, size: int):
+        self.comm, self.rank, self.size = comm, rank, size
+
+
+def _launched_by_mpi() -> bool:
+    return any(name in os.environ for name in _LAUNCHER_VARIABLES)
+
+
+def _import_mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(f"tinygrad_lite.distributed.init: this process was started by an MPI "
+                          f"launcher but mpi4py cannot be imported ({e}); install it with "
+                          f"`pip install \"tinygrad_lite[distributed]\"`") from None
+    return MPI
+
+
+def init() -> None:
+    """Join the MPI world (``torch.distributed.init_process_group``). Calling it again does
+    nothing. Without an MPI launcher this process is rank 0 of a world of size 1."""
+    global _world
+    if _world is not None:
+        return
+    if not _launched_by_mpi():
+        _world = _World(None, 0, 1)
+        return
+    MPI = _import_mpi()
+    comm = MPI.COMM_WORLD
+    _world = _World(comm, comm.Get_rank(), comm.Get_size())
+    if _world.size > 1:
+        sys.excepthook = _abort_on_exception
+
+
+def _abort_on_exception(exc_type, exc, tb) -> None:
+    """Print the traceback with this rank's number, then bring down every rank of the job."""
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(f"[rank {_world.rank}] uncaught exception, aborting the MPI job:\n{text}")
+    sys.stderr.flush()
+    _world.comm.Abort(1)
+
+
+def _require_world(op: str) -> _World:
+    if _world is None:
+        raise RuntimeError(f"{op}: the distributed world is not initialized; call "
+                           f"tinygrad_lite.distributed.init() first")
+    return _world
+
+
+def is_initialized() -> bool:
+    """True once ``init()`` has run."""
+    return _world is not None
+
+
+def get_rank() -> int:
+    """This process's number, 0 .. world size - 1."""
+    return _require_world("get_rank").rank
+
+
+def get_world_size() -> int:
+    """How many processes run the job."""
+    return _require_world("get_world_size").size
+
+
+def is_main_process() -> bool:
+    """True on rank 0: the one that prints, logs and writes checkpoints."""
+    return _require_world("is_main_process").rank == 0
+
+
+def barrier() -> None:
+    """Wait until every rank has reached this call."""
+    world = _require_world("barrier")
+    if world.comm is not None:
+        world.comm.Barrier()
+
+
+def _checked_buffer(op: str, array) -> np.ndarray:
+    """The NumPy array behind ``array`` (an ndarray or a Tensor), which MPI writes in place."""
+    data = getattr(array, "data", None) if not isinstance(array, np.ndarray) else array
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"{op}: array must be a NumPy array or a Tensor, got "
+                        f"{type(array).__name__}")
+    if not (data.flags.c_contiguous and data.flags.writeable):
+        raise ValueError(f"{op}: array must be C-contiguous and writeable (MPI reduces it in "
+                         f"place); pass np.ascontiguousarray(array) and use the result")
+    return data
+
+
+def all_reduce(array, op: str = "sum"):
+    """Combine ``array`` over all ranks, in place, so every rank holds the result
+    (``torch.distributed.all_reduce``). ``op`` is "sum", "prod", "min" or "max". Returns
+    ``array``. Every rank must call it with the same shape and dtype."""
+    world = _require_world("all_reduce")
+    if op not in _REDUCE_OPS:
+        raise ValueError(f"all_reduce: op must be one of {', '.join(_REDUCE_OPS)}, got {op!r}")
+    data = _checked_buffer("all_reduce", array)
+    if world.comm is not None:
+        MPI = _import_mpi()
+        mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX}[op]
+        world.comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
+        if hasattr(array, "_bump_version"):
+            array._bump_version()
+    return array
+
+
+def broadcast(array, src: int = 0):
+    """Overwrite ``array`` on every rank with rank ``src``'s values, in place
+    (``torch.distributed.broadcast``). Returns ``array``."""
+    world = _require_world("broadcast")
+    if not (isinstance(src, int) and 0 <= src < world.size):
+        raise ValueError(f"broadcast: src must be a rank in 0..{world.size - 1}, got {src!r}")
+    data = _checked_buffer("broadcast", array)
+    if world.comm is not None:
+        world.comm.Bcast(data, root=src)
+        if hasattr(array, "_bump_version"):
+            array._bump_version()
+    return array
+
+
+def broadcast_parameters(model) -> None:
+    """Copy rank 0's parameters and buffers to every rank, in place (so optimizers that hold
+    them keep working): after it, all ranks start from the same weights."""
+    world = _require_world("broadcast_parameters")
+    if world.comm is None:
+        return
+    tensors = list(model.parameters()) + [b for _, b in model.named_buffers()]
+    for t in tensors:
+        if t.data.flags.c_contiguous and t.data.flags.writeable:
+            world.comm.Bcast(t.data, root=0)
+        else:  # a view: broadcast a contiguous copy and write it back
+            copy = np.ascontiguousarray(t.data)
+            world.comm.Bcast(copy, root=0)
+            t.data[...] = copy
+        t._bump_version()
