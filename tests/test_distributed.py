@@ -9,6 +9,7 @@ ranks saved with a 1-process reference computed here from the same model, data a
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def test_ddp_in_a_world_of_one_is_a_pass_through_wrapper(world_of_one):
 def test_bad_input_names_the_function_and_value(world_of_one, monkeypatch):
     with raises(ValueError, "all_reduce", "op", "'avg'"):
         dist.all_reduce(np.zeros(2), op="avg")
+    with raises(TypeError, "all_reduce", "bool", "astype"):
+        dist.all_reduce(np.zeros(2, dtype=bool))
     with raises(TypeError, "all_reduce", "list"):
         dist.all_reduce([1.0, 2.0])
     with raises(ValueError, "all_reduce", "C-contiguous"):
@@ -121,11 +124,15 @@ def test_buckets_pack_parameters_in_order_by_dtype_and_cap():
 # -- two ranks under mpirun --------------------------------------------------------------------
 
 
-def _mpirun(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+def _mpirun(script: str, *args: str, timeout: float, threads: str = "1"):
+    """``mpirun -np 2 python tests/mpi_workers/<script> <args>``; ``threads=""`` leaves
+    TGL_NUM_THREADS unset."""
     mpirun = Path(sys.executable).parent / "mpirun"
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               TGL_NUM_THREADS="1",
                PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TGL_NUM_THREADS", None)
+    if threads:
+        env["TGL_NUM_THREADS"] = threads
     return subprocess.run([str(mpirun), "-np", "2", "--oversubscribe", sys.executable,
                            str(WORKERS / script), *args], capture_output=True, text=True,
                           env=env, cwd=tempfile.gettempdir(), timeout=timeout)
@@ -193,6 +200,22 @@ def test_gradients_equal_the_global_batch_gradient(ranks, split):
         for rank in ranks:
             np.testing.assert_allclose(rank[f"grad/{split}/{name}"], p.grad.data, rtol=1e-6,
                                        atol=0, err_msg=f"{split} {name}")
+
+
+@needs_mpi
+def test_two_ranks_see_the_world_and_the_collectives():
+    result = _mpirun("world_info.py", timeout=120, threads="")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = sorted((json.loads(line) for line in result.stdout.splitlines()
+                    if line.startswith("{")), key=lambda info: info["rank"])
+    assert [(i["rank"], i["size"], i["main"]) for i in lines] == [(0, 2, True), (1, 2, False)]
+    for info in lines:
+        assert info["reduced"] == {"sum": [3.0, 4.0], "prod": [2.0, -21.0],
+                                   "min": [1.0, -3.0], "max": [2.0, 7.0]}
+        assert info["counts"] == [3]
+        assert info["broadcast"] == [1.0, 1.0]  # rank 1's values on both
+        # without TGL_NUM_THREADS the 2 ranks share the cores rather than each taking all
+        assert info["threads"] == max(1, (os.cpu_count() or 1) // 2) or info["threads"] == 1
 
 
 @needs_mpi

@@ -8,6 +8,10 @@ the process was started by a launcher).
 Failure handling: in a world of more than one rank, ``init()`` installs a ``sys.excepthook``
 that prints the traceback with the rank and aborts the whole MPI job. Without it, one rank's
 exception would leave the others waiting forever in their next collective call.
+
+Threads: unless ``TGL_NUM_THREADS`` is set, ``init()`` gives each rank's C kernels an equal share
+of the machine's cores (cores / ranks on this machine, at least 1), so that N ranks do not run
+N times as many threads as there are cores.
 """
 
 from __future__ import annotations
@@ -62,6 +66,21 @@ def init() -> None:
     _world = _World(comm, comm.Get_rank(), comm.Get_size())
     if _world.size > 1:
         sys.excepthook = _abort_on_exception
+        if not os.environ.get("TGL_NUM_THREADS", "").strip():
+            local_ranks = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # on this machine
+            _share_the_cores(local_ranks)
+
+
+def _share_the_cores(local_ranks: int) -> None:
+    """Kernel threads per rank: the machine's cores / its ranks, and no more than the CPUs this
+    process may run on (mpirun may have bound it to one core)."""
+    from . import kernels
+    share = (os.cpu_count() or 1) // local_ranks
+    try:
+        share = min(share, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        pass
+    kernels.set_num_threads(max(1, share))
 
 
 def _abort_on_exception(exc_type, exc, tb) -> None:
@@ -126,6 +145,9 @@ def all_reduce(array, op: str = "sum"):
     if op not in _REDUCE_OPS:
         raise ValueError(f"all_reduce: op must be one of {', '.join(_REDUCE_OPS)}, got {op!r}")
     data = _checked_buffer("all_reduce", array)
+    if data.dtype == np.bool_:
+        raise TypeError("all_reduce: MPI cannot sum, multiply or compare bool arrays; convert "
+                        "with array.astype(np.int64) first")
     if world.comm is not None:
         MPI = _import_mpi()
         mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX}[op]
