@@ -81,6 +81,13 @@ def test_ddp_in_a_world_of_one_is_a_pass_through_wrapper(world_of_one):
     ddp.sync_gradients(num_samples=len(x))
     for g, p in zip(grads, model.parameters()):
         np.testing.assert_array_equal(p.grad.data, g)
+    assert not ddp.eval().module.training and ddp.train().module.training
+    fresh = DistributedDataParallel(ddp_cases.make_model(np.float64, seed=4))
+    fresh.load_state_dict(ddp.state_dict())  # "module." keys load into another wrapper...
+    bare = ddp_cases.make_model(np.float64, seed=5)
+    bare.load_state_dict(fresh.module.state_dict())  # ...and the module's into a bare model
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(bare.state_dict()[k], v)
 
 
 def test_bad_input_names_the_function_and_value(world_of_one, monkeypatch):

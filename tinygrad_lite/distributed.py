@@ -66,8 +66,11 @@ def init() -> None:
     _world = _World(comm, comm.Get_rank(), comm.Get_size())
     if _world.size > 1:
         sys.excepthook = _abort_on_exception
+        # A collective call, so every rank makes it, whatever its environment says.
+        this_machine = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        local_ranks = this_machine.Get_size()
+        this_machine.Free()
         if not os.environ.get("TGL_NUM_THREADS", "").strip():
-            local_ranks = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # on this machine
             _share_the_cores(local_ranks)
 
 
