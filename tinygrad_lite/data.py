@@ -169,13 +169,13 @@ def _check_int(value, who: str, name: str, low: int = 0) -> int:
 
 def resolve_rank(rank=None, world_size=None, who: str = "resolve_rank") -> tuple[int, int]:
     """``(rank, world_size)`` checked: the given values, or for those left out the running
-    process's from ``tinygrad_lite.distributed`` (imported only here, so the data code needs no
-    MPI); without that module a process is rank 0 of a world of 1."""
+    process's from ``tinygrad_lite.distributed`` once ``distributed.init()`` has run (imported
+    only here, so the data code needs no MPI); before that a process is rank 0 of a world of 1."""
     if rank is None or world_size is None:
-        try:
-            from . import distributed
+        from . import distributed
+        if distributed.is_initialized():
             default_rank, default_world = distributed.get_rank(), distributed.get_world_size()
-        except ImportError:
+        else:
             default_rank, default_world = 0, 1
         rank = default_rank if rank is None else rank
         world_size = default_world if world_size is None else world_size
