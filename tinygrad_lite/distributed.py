@@ -145,19 +145,84 @@ def all_reduce(array, op: str = "sum"):
     (``torch.distributed.all_reduce``). ``op`` is "sum", "prod", "min" or "max". Returns
     ``array``. Every rank must call it with the same shape and dtype."""
     world = _require_world("all_reduce")
-    if op not in _REDUCE_OPS:
-        raise ValueError(f"all_reduce: op must be one of {', '.join(_REDUCE_OPS)}, got {op!r}")
-    data = _checked_buffer("all_reduce", array)
-    if data.dtype == np.bool_:
-        raise TypeError("all_reduce: MPI cannot sum, multiply or compare bool arrays; convert "
-                        "with array.astype(np.int64) first")
+    _check_op("all_reduce", op)
+    data = _checked_reducible("all_reduce", _checked_buffer("all_reduce", array))
     if world.comm is not None:
-        MPI = _import_mpi()
-        mpi_op = {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX}[op]
-        world.comm.Allreduce(MPI.IN_PLACE, data, op=mpi_op)
+        world.comm.Allreduce(_import_mpi().IN_PLACE, data, op=_mpi_op(op))
         if hasattr(array, "_bump_version"):
             array._bump_version()
     return array
+
+
+def _check_op(function: str, op: str) -> str:
+    if op not in _REDUCE_OPS:
+        raise ValueError(f"{function}: op must be one of {', '.join(_REDUCE_OPS)}, got {op!r}")
+    return op
+
+
+def _checked_reducible(function: str, data: np.ndarray) -> np.ndarray:
+    if data.dtype == np.bool_:
+        raise TypeError(f"{function}: MPI cannot sum, multiply or compare bool arrays; convert "
+                        f"with array.astype(np.int64) first")
+    return data
+
+
+def _mpi_op(op: str):
+    MPI = _import_mpi()
+    return {"sum": MPI.SUM, "prod": MPI.PROD, "min": MPI.MIN, "max": MPI.MAX}[op]
+
+
+def _checked_part_and_whole(op: str, part, whole, names: tuple, world: _World) -> tuple:
+    """The arrays behind ``part`` (one rank's share) and ``whole`` (every rank's share one after
+    another): one dtype, ``whole.size == world size * part.size``, no shared memory. ``names``
+    are the two arguments' names, for the error messages."""
+    part_name, whole_name = names
+    part_data, whole_data = _checked_buffer(op, part), _checked_buffer(op, whole)
+    if part_data.dtype != whole_data.dtype:
+        raise TypeError(f"{op}: {part_name} and {whole_name} must have one dtype, got "
+                        f"{part_data.dtype} and {whole_data.dtype}")
+    if whole_data.size != world.size * part_data.size:
+        raise ValueError(f"{op}: {whole_name} must hold world size ({world.size}) x "
+                         f"{part_name}.size ({part_data.size}) = {world.size * part_data.size} "
+                         f"elements, got {whole_data.size}")
+    if np.may_share_memory(part_data, whole_data):
+        raise ValueError(f"{op}: {part_name} and {whole_name} share memory; give each its own "
+                         f"array")
+    return part_data, whole_data
+
+
+def reduce_scatter_tensor(output, input, op: str = "sum"):
+    """Combine ``input`` over all ranks and give rank r only part r of the result, in
+    ``output`` (``torch.distributed.reduce_scatter_tensor``): ``input`` holds world size parts of
+    ``output.size`` elements one after another. Moves half the bytes of an all-reduce (which is a
+    reduce-scatter followed by an all-gather). Returns ``output``."""
+    world = _require_world("reduce_scatter_tensor")
+    _check_op("reduce_scatter_tensor", op)
+    out, inp = _checked_part_and_whole("reduce_scatter_tensor", output, input,
+                                       ("output", "input"), world)
+    _checked_reducible("reduce_scatter_tensor", inp)
+    if world.comm is None:
+        out.reshape(-1)[...] = inp.reshape(-1)
+    else:
+        world.comm.Reduce_scatter_block(inp, out, op=_mpi_op(op))
+    if hasattr(output, "_bump_version"):
+        output._bump_version()
+    return output
+
+
+def all_gather_into_tensor(output, input):
+    """Every rank's ``input`` one after another (rank 0's first), in ``output`` on every rank
+    (``torch.distributed.all_gather_into_tensor``). Returns ``output``."""
+    world = _require_world("all_gather_into_tensor")
+    inp, out = _checked_part_and_whole("all_gather_into_tensor", input, output,
+                                       ("input", "output"), world)
+    if world.comm is None:
+        out.reshape(-1)[...] = inp.reshape(-1)
+    else:
+        world.comm.Allgather(inp, out)
+    if hasattr(output, "_bump_version"):
+        output._bump_version()
+    return output
 
 
 def broadcast(array, src: int = 0):

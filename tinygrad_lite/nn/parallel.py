@@ -59,6 +59,29 @@ def _make_buckets(params: list, cap_bytes: float) -> list:
     return buckets
 
 
+def check_num_samples(function: str, num_samples) -> None:
+    if num_samples is not None and (not isinstance(num_samples, numbers.Integral) or
+                                    isinstance(num_samples, bool) or num_samples < 0):
+        raise ValueError(f"{function}: num_samples must be an int >= 0 (this rank's sample "
+                         f"count) or None, got {num_samples!r}")
+
+
+def sample_weight_and_grad_presence(function: str, params: list, num_samples) -> tuple:
+    """This rank's weight in the average of the ranks' gradients, ``num_samples / (sum over
+    ranks of num_samples)`` (``None`` counts as 1: equal weights), and for each parameter
+    whether some rank has a grad for it: one small all-reduce (a collective) for both."""
+    check_num_samples(function, num_samples)
+    local_count = 1 if num_samples is None else int(num_samples)
+    header = np.zeros(1 + len(params), dtype=np.float64)
+    header[0] = local_count
+    header[1:] = [p.grad is not None for p in params]
+    distributed.all_reduce(header)
+    if header[0] <= 0:
+        raise ValueError(f"{function}: every rank passed num_samples=0; at least one rank "
+                         f"must hold samples")
+    return local_count / header[0], [flag > 0 for flag in header[1:]]
+
+
 class DistributedDataParallel(Module):
     """Wrap ``module`` for data-parallel training over the ranks of ``tinygrad_lite.
     distributed`` (call ``distributed.init()`` first).
@@ -85,6 +108,7 @@ class DistributedDataParallel(Module):
         self.module = module
         distributed.broadcast_parameters(module)
         self._params = [p for p in module.parameters() if p.requires_grad]
+        self._index = {id(p): i for i, p in enumerate(self._params)}
         self._buckets = (_make_buckets(self._params, bucket_cap_mb * 2 ** 20)
                          if world_size > 1 else [])
 
@@ -102,29 +126,13 @@ class DistributedDataParallel(Module):
         that has a grad on no rank keeps ``grad = None`` on all. Every rank must call this
         (it is a collective): the same number of times, in the same order.
         """
-        if num_samples is not None and (not isinstance(num_samples, numbers.Integral) or
-                                        isinstance(num_samples, bool) or num_samples < 0):
-            raise ValueError(f"sync_gradients: num_samples must be an int >= 0 (this rank's "
-                             f"sample count) or None, got {num_samples!r}")
         if distributed.get_world_size() == 1:
+            check_num_samples("sync_gradients", num_samples)
             return  # the local gradient is already the global one
-        local_count = 1 if num_samples is None else int(num_samples)
-        weight = local_count / self._total_count(local_count)
+        weight, self._has_grad = sample_weight_and_grad_presence("sync_gradients",
+                                                                 self._params, num_samples)
         for bucket in self._buckets:
             self._reduce_bucket(bucket, weight)
-
-    def _total_count(self, local_count: int) -> int:
-        """Sum the sample counts over the ranks, and mark which parameters have a grad on some
-        rank (``_has_grad``): one small all-reduce for both."""
-        header = np.zeros(1 + len(self._params), dtype=np.float64)
-        header[0] = local_count
-        header[1:] = [p.grad is not None for p in self._params]
-        distributed.all_reduce(header)
-        self._has_grad = {id(p): flag > 0 for p, flag in zip(self._params, header[1:])}
-        if header[0] <= 0:
-            raise ValueError("sync_gradients: every rank passed num_samples=0; at least one "
-                             "rank must hold samples")
-        return int(header[0])
 
     def _reduce_bucket(self, bucket: _Bucket, weight: float) -> None:
         """Pack the weighted gradients into the bucket, sum them over the ranks, unpack."""
@@ -136,5 +144,5 @@ class DistributedDataParallel(Module):
                 np.multiply(p.grad.data, scale, out=bucket.view(i), casting="same_kind")
         distributed.all_reduce(bucket.buffer)
         for i, p in enumerate(bucket.params):
-            if self._has_grad[id(p)]:
+            if self._has_grad[self._index[id(p)]]:
                 p.grad = Tensor._make(bucket.view(i).copy())
