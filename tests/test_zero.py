@@ -58,11 +58,13 @@ def test_collectives_check_their_arguments(world_of_one):
         dist.reduce_scatter_tensor(np.zeros(2), np.zeros(2), op="mean")
     with raises(TypeError, "reduce_scatter_tensor", "bool"):
         dist.reduce_scatter_tensor(np.zeros(2, bool), np.zeros(2, bool))
-    with raises(ValueError, "all_gather_into_tensor", "share memory"):
-        a = np.zeros(4)
-        dist.all_gather_into_tensor(a, a)
     with raises(ValueError, "all_gather_into_tensor", "output", "5"):
         dist.all_gather_into_tensor(np.zeros(5), np.zeros(4))
+    whole = np.arange(8.0)  # a world of 1: rank 0's slot is the whole array, shifted is not
+    dist.all_gather_into_tensor(whole, whole[:])
+    np.testing.assert_array_equal(whole, np.arange(8.0))
+    with raises(ValueError, "all_gather_into_tensor", "share memory"):
+        dist.all_gather_into_tensor(whole[:4], whole[2:6])
 
 
 @pytest.mark.parametrize("optimizer_class, options", [(AdamW, dict(lr=0.01)),
