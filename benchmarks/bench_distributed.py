@@ -365,8 +365,9 @@ def print_training(section: dict) -> None:
                   f"{peaks:>13s} {states:>14s}")
         if "zero1_over_ddp" in row:
             z = row["zero1_over_ddp"]
-            print(f"{'':11s} ZeRO-1 / plain DP per rank: optimizer state {z['optimizer_memory']:.2f}"
-                  f", peak memory {z['peak_memory']:.2f}, step time {z['time']:.2f}")
+            print(f"{'':11s} ZeRO-1 / plain DP per rank: optimizer state "
+                  f"{z['optimizer_memory']:.2f}, peak memory {z['peak_memory']:.2f}, step time "
+                  f"{z['time']:.2f}")
     print("compute = forward+backward + AdamW update; comm = sync_gradients (ZeRO-1: "
           "reduce_gradients + all-gather) of the rank that computed longest; x 1x2 = ms/step / "
           "1x2's; MB/rank: rank 0/rank 1.")
