@@ -76,14 +76,16 @@ class OpCall:
 
 class record_ops:
     """Context manager: ``calls`` gets one OpCall per op run in the block (ops that an op's own
-    forward runs are part of that op, so only the outermost call is recorded)."""
+    forward runs are part of that op, so only the outermost call is recorded). ``where``: also
+    find each op's line of code (walks the stack: the first run only)."""
 
-    def __init__(self):
+    def __init__(self, where: bool = True):
         self.calls: list[OpCall] = []
+        self.where = where
 
     def __enter__(self):
         self._original_apply = Function.__dict__["apply"]
-        original, calls, depth = self._original_apply.__func__, self.calls, [0]
+        original, calls, depth, where = self._original_apply.__func__, self.calls, [0], self.where
 
         def recording_apply(cls, *inputs, **options):
             depth[0] += 1
@@ -93,7 +95,7 @@ class record_ops:
                 depth[0] -= 1
             if depth[0] == 0:
                 calls.append(OpCall(cls, inputs, dict(options), out, out._version[0],
-                                    _call_site(sys._getframe(1))[0]))
+                                    _call_site(sys._getframe(1))[0] if where else "?"))
             return out
 
         Function.apply = classmethod(recording_apply)
@@ -104,10 +106,10 @@ class record_ops:
         return False
 
 
-def run_model(model, arrays: list) -> tuple:
+def run_model(model, arrays: list, where: bool = True) -> tuple:
     """Run ``model`` on tensors made from ``arrays``; returns (calls, input tensors, outputs)."""
     inputs = [Tensor._make(a) for a in arrays]
-    with no_grad(), record_ops() as recording:
+    with no_grad(), record_ops(where) as recording:
         result = model(*inputs)
     outputs = list(result) if isinstance(result, (tuple, list)) else [result]
     for i, out in enumerate(outputs):
@@ -225,18 +227,20 @@ class _Unifier:
         self.where = ""  # the op being unified, for the error messages
 
     def fail(self, what: str, values, reason: str):
-        shown = ", ".join(f"{v!r} at {self.plan.describe(i)}" for i, v in enumerate(values))
-        raise NotImplementedError(
-            f"onnx.export: {self.where}: {what} cannot be exported with these dynamic axes: it "
-            f"is {shown}; {reason}") from None
+        shown = ", ".join(f"{v if isinstance(v, str) else repr(v)} at {self.plan.describe(i)}"
+                          for i, v in enumerate(values))
+        raise NotImplementedError(f"onnx.export: {self.where}: {what} is {shown}: {reason}"
+                                  ) from None
 
     def constant(self, arrays: list, what: str) -> ConstRef:
         try:
             fitted = fit_constant(arrays, self.plan)
         except CannotExpress as e:
-            self.fail(f"{what} (an array made outside the graph, with NumPy)",
+            self.fail(f"{what} (an array made outside the graph, with NumPy: an index from "
+                      f"argmax/topk, a comparison x > y, a mask)",
                       [f"{a.dtype}{list(a.shape)}" for a in arrays],
-                      f"{e}. Make it with tensor operations, or from a buffer of the model")
+                      f"{e}, so the file cannot compute it. Make it with tensor operations, or "
+                      f"from a buffer of the model")
         # one copy of each distinct constant (every attention layer builds the same mask)
         key = (type(fitted).__name__, repr(getattr(fitted, "array", fitted)))
         if key not in self._constant_keys:
@@ -312,7 +316,7 @@ def capture(model, example: list, dynamic: dict, supported) -> Graph:
         if i == len(plan.sizes) - 1:  # the check run: other values too, to catch arrays that
             arrays = [np.roll(a.ravel(), 1).reshape(a.shape) for a in arrays]  # depend on them
         try:
-            calls, inputs, outputs = run_model(model, arrays)
+            calls, inputs, outputs = run_model(model, arrays, where=i == 0)
         except Exception as e:
             if i == 0:
                 raise
@@ -341,6 +345,10 @@ def _refuse_unsupported(calls: list, supported) -> None:
                 f"{call.where}) has no ONNX mapping; supported: {names}")
 
 
+_BRANCHES = ("the model runs different ops at different sizes or values (a Python if or loop on "
+             "a size or a value?), which one ONNX graph cannot do")
+
+
 def _unify(traces: list, plan: TracePlan) -> Graph:
     unifier = _Unifier(plan)
     first_ops, first_outputs = traces[0]
@@ -350,7 +358,7 @@ def _unify(traces: list, plan: TracePlan) -> Graph:
         seen = [t[0][k] if k < len(t[0]) else None for t in traces]
         if any(s is None or s.op is not op.op for s in seen):
             unifier.fail("the sequence of ops", [s.op.__name__ if s else "nothing" for s in seen],
-                         "the model runs different ops at different sizes or values")
+                         _BRANCHES)
         inputs = [unifier.value([s.inputs[i] for s in seen], f"input {i}")
                   for i in range(len(op.inputs))]
         if any(s.options.keys() != op.options.keys() for s in seen):
@@ -362,8 +370,7 @@ def _unify(traces: list, plan: TracePlan) -> Graph:
                           op.where))
     if any(len(t[0]) != len(first_ops) for t in traces):
         unifier.where = "the model"
-        unifier.fail("the number of ops", [len(t[0]) for t in traces],
-                     "the model runs different ops at different sizes or values")
+        unifier.fail("the number of ops", [len(t[0]) for t in traces], _BRANCHES)
     unifier.where = "the model's return"
     outputs = [unifier.value([t[1][i][0] for t in traces], f"output {i}")
                for i in range(len(first_outputs))]

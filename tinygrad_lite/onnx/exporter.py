@@ -102,8 +102,9 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
                                                places), n) for axis, n in enumerate(a.shape)])
               for i, (name, a) in enumerate(zip(input_names, example))]
     proto = builder.model(inputs, outputs, producer=f"tinygrad_lite {__version__}")
-    onnx.checker.check_model(proto, full_check=True)
-    atomic_write(path, lambda file: file.write(proto.SerializeToString()))
+    serialized = proto.SerializeToString()  # (once: a big vocabulary makes it slow)
+    onnx.checker.check_model(serialized, full_check=True)
+    atomic_write(path, lambda file: file.write(serialized))
     return proto
 
 

@@ -253,9 +253,15 @@ def getitem(b, node):
 
 @maps(movement.Gather)
 def gather(b, node):
-    """take_along_axis is GatherElements."""
-    return b.node("GatherElements", [b.arg(node, 0), b.value(node.options["index"])],
-                  axis=_static(node, "dim", node.options["dim"]))
+    """take_along_axis is GatherElements, once the index is broadcast over x's other axes
+    (NumPy broadcasts it, ONNX does not): Expand to x's shape with 1 at ``dim``."""
+    x, ndim = b.arg(node, 0), node.input_types[0][1]
+    dim = _static(node, "dim", node.options["dim"]) % ndim
+    pieces = ([b.node("Shape", [x], start=0, end=dim)] if dim > 0 else []) + [b.ints([1])] + (
+        [b.node("Shape", [x], start=dim + 1)] if dim + 1 < ndim else [])
+    shape = pieces[0] if len(pieces) == 1 else b.node("Concat", pieces, axis=0)
+    index = b.node("Expand", [b.value(node.options["index"]), shape])
+    return b.node("GatherElements", [x, index], axis=dim)
 
 
 @maps(movement.Triangle)
