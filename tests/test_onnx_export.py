@@ -176,7 +176,7 @@ class EveryOp(nn.Module):
         a = (h.sigmoid() + h.exp() * 0.1 - (h.abs() + 1).sqrt().log() + h.softplus(2.0, 1.0)
              + h.relu6() + h.hardswish() + h.silu() + h.mish() + h.leaky_relu(0.2)
              + h.clip(-0.5, 0.7) + h.sign() + h.sin() * h.cos() + tg.ones(1) / (h * h + 1)
-             + h ** 3 + (h + 2) ** 0.5 + (2.0 - h) + h / 3.0 + h.maximum(h * 0.5)
+             + h ** 3 + (h.abs() + 2) ** 0.5 + (2.0 - h) + h / 3.0 + h.maximum(h * 0.5)
              + h.minimum(-h) + F.gelu(h) + h.tanh() + h.relu() + (h ** 2).pow(tg.ones(1)))
         a = a.to(tg.float64).to(tg.float32).clone()
         m = a.mean(-1, keepdim=True) + a.var(-1, keepdim=True) + a.amax(-1, keepdim=True) \
@@ -191,7 +191,8 @@ class EveryOp(nn.Module):
                 + x.sum() / n)[:, t - 1:]                                      # (n, 1)
 
 
-def test_a_model_with_every_mapped_op_agrees_at_other_sizes(tmp_path):
+@pytest.mark.parametrize("opset", [17, 18])  # 18: the reductions take their axes as an input
+def test_a_model_with_every_mapped_op_agrees_at_other_sizes(opset, tmp_path):
     tg.manual_seed(3)
     model = EveryOp()
     rng = np.random.default_rng(3)
@@ -200,7 +201,7 @@ def test_a_model_with_every_mapped_op_agrees_at_other_sizes(tmp_path):
         model(Tensor(x), Tensor(ids))
     assert {row.op for row in recorded.rows} == set(SUPPORTED_OPS)
     export(model, (Tensor(x), Tensor(ids)), tmp_path / "every.onnx",
-           dynamic_axes={"x": {0: "n", 1: "t"}, "ids": {0: "n", 1: "t"}})
+           dynamic_axes={"x": {0: "n", 1: "t"}, "ids": {0: "n", 1: "t"}}, opset_version=opset)
     runner = session(tmp_path / "every.onnx")
     model.eval()
     for n, t in [(1, 1), (2, 7), (4, 3)]:
@@ -285,7 +286,12 @@ BAD_ARGUMENTS = [
     (dict(opset_version=13), ValueError, "onnx.export: opset_version must be in 17.."),
     (dict(opset_version=17.0), TypeError, "onnx.export: opset_version must be an int"),
     (dict(input_names=["a", "b"]), ValueError, "onnx.export: input_names ['a', 'b'] must be 1 "
-                                               "distinct names"),
+                                               "names, one per input of the model"),
+    (dict(output_names=["y", "y"]), ValueError, "onnx.export: output_names ['y', 'y'] repeat a "
+                                                "name"),
+    (dict(output_names=["y", "z"]), ValueError, "onnx.export: output_names ['y', 'z'] must be 1 "
+                                                "names, one per output"),
+    (dict(output_names=["x"]), ValueError, "onnx.export: output_names ['x'] reuse an input name"),
     (dict(output_names="y"), TypeError, "onnx.export: output_names must be a list of non-empty "
                                         "strings"),
     (dict(dynamic_axes={"foo": {0: "batch"}}), ValueError,

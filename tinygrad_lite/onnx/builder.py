@@ -120,20 +120,18 @@ class GraphBuilder:
         if ("constant", index) in self._cache:
             return self._cache["constant", index]
         constant = self.graph.constants[index]
-        prefix, doc = self.prefix, self.doc
-        self.prefix, self.doc = f"constant_{index}", type(constant).__name__
-        if isinstance(constant, StaticConstant):
-            name = self.const(constant.array, constant.array.dtype)
-        elif isinstance(constant, FilledConstant):
-            name = self.node("Expand", [self.const(constant.value, constant.dtype),
-                                        self.ints(constant.shape)])
-        elif isinstance(constant, TriangleConstant):
-            name = self._triangle(constant)
-        else:
-            raise TypeError(f"onnx.export: internal error: unknown constant {constant!r}")
-        self.prefix, self.doc = prefix, doc
-        self._cache["constant", index] = name
-        return name
+
+        def build():
+            if isinstance(constant, StaticConstant):
+                return self.const(constant.array, constant.array.dtype)
+            if isinstance(constant, FilledConstant):
+                return self.node("Expand", [self.const(constant.value, constant.dtype),
+                                            self.ints(constant.shape)])
+            return self._triangle(constant)
+        self._cache["constant", index] = self._global(
+            build, f"constant_{index}", f"{type(constant).__name__}: an array the model made "
+                                        f"with NumPy, rebuilt at the current sizes")
+        return self._cache["constant", index]
 
     def _triangle(self, c: TriangleConstant) -> str:
         """mask[i, j] = (j - i >= k) or (j - i <= k), from Range over the current sizes."""
@@ -176,11 +174,12 @@ class GraphBuilder:
             self._cache["size", expr] = self._global(build, f"shape/{expr}")
         return self._cache["size", expr]
 
-    def _global(self, build, prefix: str) -> str:
-        """Run ``build`` with nodes named ``prefix``: sizes are shared by every op that uses
-        them, so they are named after what they are, not after the first op that asked."""
+    def _global(self, build, prefix: str, doc: str = "a size read from the inputs") -> str:
+        """Run ``build`` with nodes named ``prefix``: sizes and constants are shared by every op
+        that uses them, so they are named after what they are, not after the first op that
+        asked."""
         saved = self.prefix, self.doc
-        self.prefix, self.doc = prefix, "a size read from the inputs"
+        self.prefix, self.doc = prefix, doc
         try:
             return build()
         finally:

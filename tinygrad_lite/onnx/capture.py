@@ -302,38 +302,46 @@ def capture(model, example: list, dynamic: dict, supported) -> Graph:
     base_sizes = {}
     for name, places in dynamic.items():
         sizes = {example[i].shape[axis] for i, axis in places}
-        if len(sizes) > 1:
-            raise ValueError(f"onnx.export: the axes named {name!r} in dynamic_axes have "
-                             f"different sizes in the example inputs: {sorted(sizes)}")
+        if len(sizes) > 1 or 0 in sizes:
+            raise ValueError(f"onnx.export: the axes named {name!r} in dynamic_axes have sizes "
+                             f"{sorted(sizes)} in the example inputs; they need one size, > 0")
         base_sizes[name] = sizes.pop()
     plan = TracePlan(base_sizes)
     params = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
 
     traces = []
     for i, sizes in enumerate(plan.sizes):
-        arrays = [_resized(a, [(axis, sizes[name]) for name, places in dynamic.items()
-                               for j, axis in places if j == k]) for k, a in enumerate(example)]
-        if i == len(plan.sizes) - 1:  # the check run: other values too, to catch arrays that
-            arrays = [np.roll(a.ravel(), 1).reshape(a.shape) for a in arrays]  # depend on them
+        check = i == len(plan.sizes) - 1
         try:
-            calls, inputs, outputs = run_model(model, arrays, where=i == 0)
+            calls, inputs, outputs = run_model(model, _inputs_at(example, dynamic, sizes, check),
+                                               where=i == 0)
         except Exception as e:
             if i == 0:
                 raise
-            raise RuntimeError(f"onnx.export: running the model at {plan.describe(i)} (to see "
-                               f"which sizes follow the dynamic axes) failed: {e}. Give example "
-                               f"inputs whose dynamic axes can also be 1 or 2 shorter") from e
+            raise RuntimeError(
+                f"onnx.export: running the model at {plan.describe(i)} (to see which sizes "
+                f"follow the dynamic axes) failed: {e}. The extra runs use sizes 1 or 2 below "
+                f"the example's (above them when those are < 4): give example inputs for which "
+                f"those sizes are valid too") from e
         if i == 0:
             _refuse_unsupported(calls, supported)
         traces.append(_describe(calls, inputs, outputs, params))
     return _unify(traces, plan)
 
 
-def _resized(array: np.ndarray, axis_sizes: list) -> np.ndarray:
-    """``array`` cut or extended (by repeating its elements) to the given sizes."""
-    for axis, n in axis_sizes:
-        array = np.take(array, np.arange(n) % array.shape[axis], axis=axis)
-    return np.asarray(array, order="C")
+def _inputs_at(example: list, dynamic: dict, sizes: dict, shuffle: bool) -> list:
+    """The example inputs cut or extended (by repeating their elements) to ``sizes`` along their
+    dynamic axes; with ``shuffle``, their values also moved by one place (the check run: an
+    array the model computes from the values with NumPy then changes, and is caught)."""
+    arrays = []
+    for i, array in enumerate(example):
+        for name, places in dynamic.items():
+            for _, axis in (place for place in places if place[0] == i):
+                array = np.take(array, np.arange(sizes[name]) % array.shape[axis], axis=axis)
+        if shuffle:
+            array = np.roll(array.ravel(), 1).reshape(array.shape)
+        arrays.append(np.asarray(array, order="C"))
+    return arrays
 
 
 def _refuse_unsupported(calls: list, supported) -> None:

@@ -66,6 +66,7 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
     opset = _opset(opset_version)
     input_names = _names("input_names", input_names, len(example)) or \
         _default_input_names(model, len(example))
+    output_names = _names("output_names", output_names)  # (their number is checked below)
     dims, output_axes = _dynamic_axes(dynamic_axes, input_names, output_names, example)
 
     modes = [(m, m.training) for m in model.modules()]
@@ -83,6 +84,16 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
         raise ValueError(f"onnx.export: output_names {output_names} reuse an input name "
                          f"({input_names})")
 
+    proto = _build(model, graph, example, input_names, output_names, dims, output_axes, opset)
+    serialized = proto.SerializeToString()  # (once: a big vocabulary makes it slow)
+    onnx.checker.check_model(serialized, full_check=True)
+    atomic_write(path, lambda file: file.write(serialized))
+    return proto
+
+
+def _build(model, graph, example, input_names, output_names, dims, output_axes, opset):
+    """The ModelProto of the captured graph: each node through the op table, then the graph's
+    inputs and outputs with their fixed sizes and dimension names."""
     parameters = {name: t.data for name, t in [*model.named_parameters(),
                                                *model.named_buffers()]}
     builder = GraphBuilder(graph, input_names, [a.dtype for a in example],
@@ -92,20 +103,19 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
         builder.start(node)
         builder.names[node.index] = OP_TABLE[node.op](builder, node)
     builder.prefix = builder.doc = ""
+    inputs = []
+    for i, (name, array) in enumerate(zip(input_names, example)):
+        named = {axis: dim for dim, places in dims.items() for j, axis in places if j == i}
+        inputs.append(value_info(name, array.dtype, [named.get(axis, n)
+                                                     for axis, n in enumerate(array.shape)]))
     outputs = []
-    for i, (name, ref) in enumerate(zip(output_names, graph.outputs)):
+    for name, ref, shape, dtype in zip(output_names, graph.outputs, graph.output_shapes,
+                                       graph.output_dtypes):
         builder.nodes.append(onnx.helper.make_node("Identity", [builder.value(ref)], [name],
                                                    name=name))
-        outputs.append(value_info(name, graph.output_dtypes[i], _output_dims(
-            name, graph.output_shapes[i], output_axes.get(name, {}))))
-    inputs = [value_info(name, a.dtype, [next((d for d, places in dims.items() if (i, axis) in
-                                               places), n) for axis, n in enumerate(a.shape)])
-              for i, (name, a) in enumerate(zip(input_names, example))]
-    proto = builder.model(inputs, outputs, producer=f"tinygrad_lite {__version__}")
-    serialized = proto.SerializeToString()  # (once: a big vocabulary makes it slow)
-    onnx.checker.check_model(serialized, full_check=True)
-    atomic_write(path, lambda file: file.write(serialized))
-    return proto
+        outputs.append(value_info(name, dtype, _output_dims(name, shape,
+                                                            output_axes.get(name, {}))))
+    return builder.model(inputs, outputs, producer=f"tinygrad_lite {__version__}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,16 +158,19 @@ def _opset(opset_version) -> int:
     return int(opset_version)
 
 
-def _names(argument: str, names, count: int):
-    """input_names / output_names: None, or ``count`` distinct non-empty strings."""
+def _names(argument: str, names, count: int | None = None):
+    """input_names / output_names: None, or distinct non-empty strings (``count`` of them)."""
     if names is None:
         return None
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n for n in names):
         raise TypeError(f"onnx.export: {argument} must be a list of non-empty strings, got "
                         f"{names!r}")
-    if len(names) != count or len(set(names)) != len(names):
-        raise ValueError(f"onnx.export: {argument} {list(names)} must be {count} distinct "
-                         f"names, one per {argument.split('_')[0]} of the model")
+    what = argument.split("_")[0]  # input / output
+    if len(set(names)) != len(names):
+        raise ValueError(f"onnx.export: {argument} {list(names)} repeat a name")
+    if count is not None and len(names) != count:
+        raise ValueError(f"onnx.export: {argument} {list(names)} must be {count} names, one per "
+                         f"{what} of the model")
     return list(names)
 
 

@@ -65,7 +65,7 @@ def other_sizes(n: int) -> list:
     """Two sizes other than ``n`` for the extra traces: smaller ones when possible (a model may
     refuse longer inputs, e.g. past its context length), and not 1 (a size-1 axis broadcasts,
     so it may run different code)."""
-    return [s for s in (n - 1, n - 2, n + 1, n + 2) if s >= 2][:2]
+    return [s for s in (n - 1, n - 2, n + 1, n + 2, n + 3) if s >= 2][:2]
 
 
 class TracePlan:
