@@ -1,7 +1,7 @@
 """Export a trained tiny GPT for other runtimes: checkpoint -> ONNX file, checked with ONNX Runtime.
 
     python examples/export_gpt.py --checkpoint runs/gpt/best.npz            # -> runs/gpt/best.onnx
-    python examples/generate.py --checkpoint runs/gpt/best.npz --engine onnxruntime --prompt "ROMEO:"
+    python examples/generate.py --checkpoint runs/gpt/best.npz --engine onnxruntime
 
 The ONNX file (``tinygrad_lite.onnx.export``, opset 17) maps token ids ``idx`` (int64, shape
 (batch, time)) to ``logits`` (float32, (batch, time, vocab_size)) for any batch size and any

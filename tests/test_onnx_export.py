@@ -159,6 +159,31 @@ def test_without_dynamic_axes_the_shapes_are_fixed(tmp_path):
     assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [4, 2]
 
 
+class TwoInTwoOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, a, b):
+        hidden = self.linear(a) * b
+        return hidden.sum(-1), hidden
+
+
+def test_two_inputs_and_two_outputs_get_forwards_names_and_numbered_outputs(tmp_path):
+    tg.manual_seed(4)
+    model, a, b = TwoInTwoOut(), tg.randn(2, 3), tg.randn(1, 3)
+    export(model, (a, b), tmp_path / "m.onnx", dynamic_axes={"a": [0], "output_1": {0: "rows"}})
+    runner = session(tmp_path / "m.onnx")
+    assert [i.name for i in runner.get_inputs()] == ["a", "b"]
+    assert [o.name for o in runner.get_outputs()] == ["output_0", "output_1"]
+    assert runner.get_inputs()[0].shape == ["a_dynamic_axes_1", 3]
+    assert runner.get_outputs()[1].shape == ["rows", 3]
+    a = np.random.default_rng(4).standard_normal((5, 3)).astype(np.float32)
+    for out, expected in zip(runner.run(None, {"a": a, "b": b.data}),
+                             model(Tensor(a), b)):
+        np.testing.assert_allclose(out, expected.data, rtol=1e-6, atol=1e-6)
+
+
 class EveryOp(nn.Module):
     """Every mapped op at least once, with sizes that follow a dynamic batch (n) and length
     (t): reshapes and slices by n, t, n*t and t-1, ints, None, ``...``, a mean over t (1/t), an

@@ -1,5 +1,5 @@
 """The ONNX side: a ``GraphBuilder`` collects nodes, initializers and constants while the op table
-(``onnx_ops.py``) translates the captured graph node by node, and hands back a ``ModelProto``.
+(``op_table.py``) translates the captured graph node by node, and hands back a ``ModelProto``.
 
 Names: every engine op becomes one or more ONNX nodes named after it (``LinearOp_12``,
 ``LinearOp_12/Add``), with the line of code that ran it as the node's doc string; parameters
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from .capture import ConstRef, InputRef, NodeRef, ParamRef
 from .symbolic import (DimExpr, FilledConstant, Reciprocal, StaticConstant, TriangleConstant)

@@ -71,7 +71,7 @@ class OpCall:
     options: dict
     output: Tensor
     version: int    # the output's version counter when made (catches later in-place changes)
-    where: str      # the line of code that ran it, e.g. "tinygrad_lite/nn/attention.py:99 in forward"
+    where: str      # the line that ran it, e.g. "tinygrad_lite/nn/attention.py:99 in forward"
 
 
 class record_ops:

@@ -52,8 +52,10 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
     Sqrt, Sub, Sum, Tanh, Triangle, Where. Any other op (CrossEntropy, the backward-only
     IndexAdd and ScatterAdd, a Function of your own) raises ``NotImplementedError("onnx.export:
     op Foo (module, run at file:line) has no ONNX mapping; supported: ...")`` before anything
-    is written. So does what a trace cannot see: an in-place update of a tensor in forward,
-    an array computed from the input values with NumPy, or ops that change with the sizes.
+    is written. So does what a trace cannot see, as soon as the runs show it: an in-place
+    update of a tensor in forward, an array computed from the input values with NumPy (an
+    argmax index, a comparison) that changes between the runs, or ops that change with the
+    sizes or values (a Python ``if`` on them).
 
     The file is checked with ``onnx.checker.check_model(full_check=True)`` and written
     atomically (a temporary file renamed over ``f``). Returns the ``onnx.ModelProto``.

@@ -44,7 +44,7 @@ class DimExpr:
 
 @dataclass(frozen=True)
 class Reciprocal:
-    """``1 / count``: a float option such as mean's ``1/T`` (computed in float64, as Python does)."""
+    """``1 / count``: a float option such as mean's ``1/T`` (in float64, as Python computes it)."""
     count: DimExpr
 
 
