@@ -26,7 +26,8 @@ import numpy as np
 from ..autograd import Function, no_grad
 from ..tensor import Tensor
 from ..trace import _call_site
-from .symbolic import CannotExpress, TracePlan, fit_constant, fit_float, fit_int
+from .symbolic import (CannotExpress, StaticConstant, TracePlan, fit_constant, fit_float,
+                       fit_int)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +243,10 @@ class _Unifier:
                       f"{e}, so the file cannot compute it. Make it with tensor operations, or "
                       f"from a buffer of the model")
         # one copy of each distinct constant (every attention layer builds the same mask)
-        key = (type(fitted).__name__, repr(getattr(fitted, "array", fitted)))
+        if isinstance(fitted, StaticConstant):  # (repr would shorten a big array with ...)
+            key = (fitted.array.dtype.str, fitted.array.shape, fitted.array.tobytes())
+        else:
+            key = repr(fitted)
         if key not in self._constant_keys:
             self._constant_keys[key] = len(self.constants)
             self.constants.append(fitted)
