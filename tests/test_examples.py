@@ -150,7 +150,7 @@ def gpt_checkpoint(corpus, tmp_path_factory) -> Path:
 
 def parse(name: str, argv: list):
     module = load_example(name)
-    if name == "generate":
+    if name in ("generate", "export_gpt"):
         return module.build_parser().parse_args(argv)
     return module.parse_args(argv)
 
@@ -218,6 +218,9 @@ BAD_ARGUMENTS = [
     ("generate", ["--top-k", "2.5"], "argument --top-k: must be a positive integer, got '2.5'"),
     ("generate", ["--max-new-tokens", "-1"], "argument --max-new-tokens: must be an integer >= 0"),
     ("generate", ["--checkpoint", "MISSING"], "argument --checkpoint: no such file"),
+    ("generate", ["--engine", "torch"], "argument --engine: invalid choice: 'torch'"),
+    ("export_gpt", ["--checkpoint", "MISSING"], "argument --checkpoint: no such file"),
+    ("export_gpt", ["--opset", "0"], "argument --opset: must be a positive integer, got '0'"),
 ]
 
 
@@ -230,8 +233,9 @@ def test_a_bad_argument_is_an_argparse_error_before_training(name, argv, message
     base = {"train_gpt": ["--data", str(corpus), "--vocab", "compact", "--context-length", "16",
                           "--d-model", "16", "--num-heads", "2"],
             "finetune_gpt": ["--checkpoint", str(gpt_checkpoint)],
-            "generate": ["--checkpoint", str(gpt_checkpoint)]}.get(name, [])
-    out_dir = [] if name == "generate" else ["--out-dir", str(tmp_path / "run")]
+            "generate": ["--checkpoint", str(gpt_checkpoint)],
+            "export_gpt": ["--checkpoint", str(gpt_checkpoint)]}.get(name, [])
+    out_dir = [] if name in ("generate", "export_gpt") else ["--out-dir", str(tmp_path / "run")]
     with pytest.raises(SystemExit) as exit_info:
         parse(name, base + out_dir + argv)
     assert exit_info.value.code == 2
@@ -264,7 +268,7 @@ def test_every_example_refuses_to_replace_a_run_unless_told(name, outputs, corpu
 
 
 @pytest.mark.parametrize("name", ["train_gpt", "sin_fit", "transformer_regression",
-                                  "finetune_gpt", "generate"])
+                                  "finetune_gpt", "generate", "export_gpt"])
 def test_every_flag_has_a_help_text_and_shows_its_default(name):
     parser = load_example(name).build_parser()
     assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter
@@ -273,3 +277,26 @@ def test_every_flag_has_a_help_text_and_shows_its_default(name):
     formatter = parser._get_formatter()
     for action in parser._actions[1:]:  # after -h
         assert "(default: " in formatter._expand_help(action), action.option_strings
+
+
+def test_export_gpt_then_generate_with_onnxruntime_gives_the_engines_text(gpt_checkpoint,
+                                                                         tmp_path, capsys):
+    """checkpoint -> .onnx (size and verification printed) -> the same greedy and sampled text
+    from ONNX Runtime as from the engine; a missing .onnx is an argparse error."""
+    onnx_path = tmp_path / "gpt.onnx"
+    difference = load_example("export_gpt").main(["--checkpoint", str(gpt_checkpoint),
+                                                  "--onnx", str(onnx_path)])
+    out = capsys.readouterr().out
+    assert f"{onnx_path}: " in out and " MB (ONNX opset 17;" in out
+    assert number_after("verification: max |onnxruntime - tinygrad_lite| =", out) == \
+        pytest.approx(difference, rel=0.01) and difference < 1e-5
+    generate = load_example("generate")
+    for settings in (["--temperature", "0"], ["--temperature", "1", "--top-k", "20"]):
+        common = ["--checkpoint", str(gpt_checkpoint), "--max-new-tokens", "24", *settings]
+        ours = generate.main(common)
+        assert generate.main(common + ["--engine", "onnxruntime", "--onnx", str(onnx_path)]) \
+            == ours
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--checkpoint", str(gpt_checkpoint), "--engine", "onnxruntime"])
+    assert exit_info.value.code == 2
+    assert "argument --onnx: no such file" in capsys.readouterr().err
