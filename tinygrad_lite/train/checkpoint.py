@@ -13,7 +13,9 @@ entry; the names are looked up through the metadata, so they are never parsed ba
 that are the markers above (``__ndarray__``, ``__items__``, ``__tuple__``) are refused at save.
 
 The optimizer's and the scheduler's class names are stored too (``optimizer_class``,
-``scheduler_class``): AdamW state does not load into SGD. Checkpoints written before these
+``scheduler_class``): AdamW state does not load into SGD. A ``ZeroRedundancyOptimizer`` is
+stored under the class it wraps (its consolidated state dict has that class's format), so its
+checkpoints load into that class in one process and back into ZeRO on any number of ranks. Checkpoints written before these
 entries existed load without that check (the structure checks still apply).
 
 Writing is atomic: the file is written under a temporary name in the same directory, flushed to
