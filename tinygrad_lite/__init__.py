@@ -195,7 +195,7 @@ __all__ = [
 from . import autograd, ops  # noqa: E402,F401  (already loaded; named here to be explicit)
 
 _LAZY_SUBPACKAGES = ("nn", "optim", "data", "testing", "train", "models", "text", "viz",
-                     "trace", "distributed")
+                     "trace", "distributed", "weights")
 
 
 def __getattr__(name: str):

@@ -186,10 +186,17 @@ def _checked_part_and_whole(op: str, part, whole, names: tuple, world: _World) -
         raise ValueError(f"{op}: {whole_name} must hold world size ({world.size}) x "
                          f"{part_name}.size ({part_data.size}) = {world.size * part_data.size} "
                          f"elements, got {whole_data.size}")
-    if np.may_share_memory(part_data, whole_data):
+    if np.may_share_memory(part_data, whole_data) and not _is_own_slot(part_data, whole_data,
+                                                                         world):
         raise ValueError(f"{op}: {part_name} and {whole_name} share memory; give each its own "
                          f"array")
     return part_data, whole_data
+
+
+def _is_own_slot(part: np.ndarray, whole: np.ndarray, world: _World) -> bool:
+    """True if ``part`` is exactly this rank's slot of ``whole``: an all-gather in place."""
+    slot_start = whole.__array_interface__["data"][0] + world.rank * part.nbytes
+    return part.__array_interface__["data"][0] == slot_start
 
 
 def reduce_scatter_tensor(output, input, op: str = "sum"):
@@ -213,14 +220,18 @@ def reduce_scatter_tensor(output, input, op: str = "sum"):
 
 def all_gather_into_tensor(output, input):
     """Every rank's ``input`` one after another (rank 0's first), in ``output`` on every rank
-    (``torch.distributed.all_gather_into_tensor``). Returns ``output``."""
+    (``torch.distributed.all_gather_into_tensor``). Returns ``output``. ``input`` may be this
+    rank's own slot of ``output`` (``output[rank * n:(rank + 1) * n]``): the gather then runs in
+    place, without a separate input array."""
     world = _require_world("all_gather_into_tensor")
     inp, out = _checked_part_and_whole("all_gather_into_tensor", input, output,
                                        ("input", "output"), world)
+    in_place = np.may_share_memory(inp, out)
     if world.comm is None:
-        out.reshape(-1)[...] = inp.reshape(-1)
+        if not in_place:
+            out.reshape(-1)[...] = inp.reshape(-1)
     else:
-        world.comm.Allgather(inp, out)
+        world.comm.Allgather(_import_mpi().IN_PLACE if in_place else inp, out)
     if hasattr(output, "_bump_version"):
         output._bump_version()
     return output

@@ -96,13 +96,20 @@ class GPT(nn.Module):
                              f"vocabulary 0..{self.config.vocab_size - 1}")
         return ids.astype(np.int64, copy=False)
 
-    def hidden_states(self, idx) -> Tensor:
-        """The final-LayerNorm output (B, T, d_model): what the head turns into logits."""
+    def hidden_states(self, idx, kv_caches: list | None = None) -> Tensor:
+        """The final-LayerNorm output (B, T, d_model): what the head turns into logits.
+        With ``kv_caches`` (one ``nn.KVCache`` per block, generation only), ``idx`` holds the
+        positions that follow the cached ones."""
         ids = self._check_ids(idx, "idx")
-        x = self.position_encoding(self.token_embedding(ids))
-        for block in self.blocks:
-            x = block(x)
-        return self.ln_f(x)
+        past = 0 if kv_caches is None else kv_caches[0].length
+        if past + ids.shape[1] > self.config.context_length:
+            raise ValueError(f"GPT: {past} cached + {ids.shape[1]} new positions exceed "
+                             f"context_length={self.config.context_length}")
+        x = self.token_embedding(ids)                                  # (B, T, d)
+        x = self.position_encoding(x, start=past)                      # (B, T, d)
+        for i, block in enumerate(self.blocks):
+            x = block(x) if kv_caches is None else block(x, kv_cache=kv_caches[i])  # (B, T, d)
+        return self.ln_f(x)                                            # (B, T, d)
 
     def forward(self, idx, targets=None):
         """Logits (B, T, vocab_size) for the token after each position; with ``targets``
@@ -119,18 +126,26 @@ class GPT(nn.Module):
         return logits, loss
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+                 top_k: int | None = None, rng: np.random.Generator | None = None,
+                 top_p: float | None = None, use_cache: bool = True) -> np.ndarray:
         """Append ``max_new_tokens`` sampled tokens to each row of ``idx`` (B, T0) and return
         the ids (B, T0 + max_new_tokens).
 
-        Each step reads at most the last ``context_length`` tokens, keeps only the ``top_k``
-        most likely tokens of the last position (``top_k`` larger than the vocabulary means all
-        of them, as in nanoGPT's ``min(top_k, V)``), divides their logits by ``temperature``
-        and samples from their softmax with ``rng``. ``temperature`` is a finite number >= 0:
-        0 means greedy (always the most likely token, as in llama.cpp or the OpenAI API), and a
-        tiny positive one tends to greedy smoothly (see ``sample_next``) -- never to NaN. Runs
-        in eval mode (no dropout) without building a graph; the previous mode is restored
-        afterwards.
+        Each step reads at most the last ``context_length`` tokens and samples the next token
+        from the last position's logits (``sample_next``): ``temperature`` a finite number >= 0
+        (0: greedy, always the most likely token), ``top_k`` keeps the k most likely tokens
+        (more than the vocabulary means all, as nanoGPT's ``min(top_k, V)``), ``top_p`` in
+        (0, 1] the smallest set of most likely tokens whose probability reaches p (nucleus
+        sampling). Runs in eval mode (no dropout) without building a graph; the previous mode is
+        restored afterwards.
+
+        The KV cache (``use_cache``): every block keeps the keys and values of the positions it
+        has seen, so a new token costs one position of compute instead of the whole window. The
+        positions are absolute (the sinusoidal table), so once the sequence is longer than
+        ``context_length`` and the window slides, every cached key sits at another position
+        than it was computed for: an exact cache must then recompute the window, and every step
+        past the window costs as much as without the cache. ``use_cache=False`` recomputes the
+        window at every step; both give the same logits (to float32 rounding).
         """
         ids = np.atleast_2d(idx.data if isinstance(idx, Tensor) else np.asarray(idx))
         self._check_ids(ids[:, -self.config.context_length:], "idx")
@@ -138,20 +153,26 @@ class GPT(nn.Module):
         if not _is_int(max_new_tokens) or max_new_tokens < 0:
             raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got "
                              f"{max_new_tokens!r}")
-        check_sampling_settings("generate", temperature, top_k)
+        check_sampling_settings("generate", temperature, top_k, top_p)
         if ids.shape[1] == 0:
             raise ValueError("generate: the prompt needs at least one token")
         rng = rng if rng is not None else np.random.default_rng()
+        ctx = self.config.context_length
+        caches = None  # one nn.KVCache per block
         was_training = self.training
         self.eval()
         try:
             with no_grad():
                 for _ in range(max_new_tokens):
-                    context = ids[:, -self.config.context_length:]
-                    last = self.hidden_states(context)[:, -1]  # only the last position matters
-                    logits = self.lm_head(last).data.astype(np.float64)
-                    ids = np.concatenate([ids, sample_next(logits, temperature, top_k, rng)],
-                                         axis=1)
+                    if use_cache and caches is not None and caches[0].length < ctx:
+                        context = ids[:, -1:]    # only the newest token: the rest is cached
+                    else:                        # the first step, or the window slid: all of it
+                        context = ids[:, -ctx:]
+                        caches = [nn.KVCache(ctx) for _ in self.blocks] if use_cache else None
+                    last = self.hidden_states(context, caches)[:, -1]      # (B, d)
+                    logits = self.lm_head(last).data.astype(np.float64)    # (B, V)
+                    next_ids = sample_next(logits, temperature, top_k, rng, top_p)  # (B, 1)
+                    ids = np.concatenate([ids, next_ids], axis=1)
         finally:
             self.train(was_training)
         return ids
@@ -181,9 +202,10 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_sampling_settings(function: str, temperature, top_k) -> None:
+def check_sampling_settings(function: str, temperature, top_k, top_p=None) -> None:
     """Raise a TypeError/ValueError naming ``function`` for a temperature that is not a finite
-    number >= 0, or a ``top_k`` that is not a positive integer (or None)."""
+    number >= 0, a ``top_k`` that is not a positive integer (or None), or a ``top_p`` that is
+    not a number in (0, 1] (or None)."""
     if not isinstance(temperature, (int, float, np.integer, np.floating)) or \
             isinstance(temperature, (bool, np.bool_)):
         raise TypeError(f"{function}: temperature must be a number, got {temperature!r}")
@@ -195,18 +217,30 @@ def check_sampling_settings(function: str, temperature, top_k) -> None:
                         f"{top_k!r}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"{function}: top_k must be >= 1 or None (all tokens), got {top_k!r}")
+    if top_p is not None:
+        if not isinstance(top_p, (int, float, np.integer, np.floating)) or \
+                isinstance(top_p, (bool, np.bool_)):
+            raise TypeError(f"{function}: top_p must be a number in (0, 1] or None, got "
+                            f"{top_p!r}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"{function}: top_p must be in (0, 1] (1: all tokens), got "
+                             f"{top_p!r}")
 
 
 def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
-                rng: np.random.Generator) -> np.ndarray:
+                rng: np.random.Generator, top_p: float | None = None) -> np.ndarray:
     """One token id per row of ``logits`` (B, V), as a (B, 1) int64 array.
+
+    ``top_k`` keeps the k largest logits; ``top_p`` then keeps the smallest set of the most
+    likely tokens whose probability (after the temperature) adds up to at least p -- the
+    likeliest token always stays.
 
     The maximum is subtracted *before* dividing by the temperature: ``(logits - max) / T`` is
     <= 0 everywhere and 0 at the likeliest token, so for a tiny ``T`` (1e-320) the other tokens
     get probability exp(-inf) = 0 and sampling becomes greedy, as the limit T -> 0 should --
     dividing first would give inf - inf = NaN and a meaningless token.
     """
-    check_sampling_settings("sample_next", temperature, top_k)
+    check_sampling_settings("sample_next", temperature, top_k, top_p)
     if temperature == 0:
         return logits.argmax(axis=-1)[:, None]
     if top_k is not None and top_k < logits.shape[-1]:
@@ -215,6 +249,12 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
     with np.errstate(over="ignore"):  # (-5 / 1e-320 = -inf is the intended value)
         scaled = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     probs = np.exp(scaled)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-probs, axis=-1, kind="stable")             # likeliest first
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
+        before = np.cumsum(sorted_probs, axis=-1) - sorted_probs       # mass of the likelier
+        drop = before >= top_p * sorted_probs.sum(axis=-1, keepdims=True)
+        np.put_along_axis(probs, order, np.where(drop, 0.0, sorted_probs), axis=-1)
     cdf = np.cumsum(probs, axis=-1)
     # Inverse-CDF sampling: the first id whose cumulative probability exceeds u ~ U(0, total).
     u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]

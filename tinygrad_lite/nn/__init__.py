@@ -3,7 +3,7 @@ initialisation (``nn.init``), utilities (``nn.utils``), data parallel (``nn.para
 stateless ``nn.functional``."""
 
 from . import functional, init, parallel, utils
-from .attention import (LearnedPositionalEncoding, MultiHeadAttention,
+from .attention import (KVCache, LearnedPositionalEncoding, MultiHeadAttention,
                         SinusoidalPositionalEncoding, TransformerBlock, TransformerEncoderLayer)
 from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, LayerNorm, Linear, MSELoss, ReLU,
                      Tanh)
@@ -14,5 +14,5 @@ __all__ = [
     "ModuleDict",
     "Linear", "Embedding", "LayerNorm", "Dropout", "ReLU", "GELU", "Tanh", "MSELoss",
     "CrossEntropyLoss", "MultiHeadAttention", "TransformerEncoderLayer", "TransformerBlock",
-    "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
+    "SinusoidalPositionalEncoding", "LearnedPositionalEncoding", "KVCache",
 ]

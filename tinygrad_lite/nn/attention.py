@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..autograd import is_grad_enabled
 from ..tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
@@ -14,10 +15,43 @@ from .layers import GELU, Dropout, LayerNorm, Linear, ReLU
 from .module import Module, Parameter, Sequential
 
 
-def causal_mask(t: int, s: int | None = None) -> np.ndarray:
-    """Boolean (t, s) mask, True where query i must NOT see key j because j > i (the future)."""
+def causal_mask(t: int, s: int | None = None, past: int = 0) -> np.ndarray:
+    """Boolean (t, s) mask, True where query i must NOT see key j because j is in its future.
+    Query i sits at position ``past + i`` (``past``: positions already in a KV cache), so it sees
+    keys 0 .. past + i."""
     s = t if s is None else s
-    return np.triu(np.ones((t, s), dtype=bool), k=1)
+    return np.triu(np.ones((t, s), dtype=bool), k=1 + past)
+
+
+class KVCache:
+    """The keys and values of the positions a self-attention layer has already seen, so that
+    generation computes only the new token's: one per layer, for one batch of sequences.
+
+    ``append(k, v)`` adds the new positions' keys and values (B, H, t, hs) and returns all of
+    them so far (B, H, past + t, hs). Room for ``capacity`` positions is allocated once, so a
+    step copies only the new position instead of re-concatenating the past.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.length = 0        # positions held
+        self._keys = self._values = None  # (B, H, capacity, hs)
+
+    def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b, h, t, hs = k.shape
+        if self._keys is None:
+            self._keys = np.empty((b, h, self.capacity, hs), dtype=k.dtype)
+            self._values = np.empty_like(self._keys)
+        if self.length + t > self.capacity:
+            raise ValueError(f"KVCache: {self.length} + {t} positions exceed the capacity "
+                             f"{self.capacity}; start a new cache")
+        if self._keys.shape[:2] != (b, h) or self._keys.shape[3] != hs:
+            raise ValueError(f"KVCache: keys of shape {k.shape} do not match the cache's "
+                             f"{self._keys.shape}")
+        self._keys[:, :, self.length:self.length + t] = k
+        self._values[:, :, self.length:self.length + t] = v
+        self.length += t
+        return self._keys[:, :, :self.length], self._values[:, :, :self.length]
 
 
 class MultiHeadAttention(Module):
@@ -30,6 +64,10 @@ class MultiHeadAttention(Module):
     forbidden, or a float array added to the scores; ``is_causal`` (default: the ``causal`` given
     to the constructor) hides future positions. Returns the output (B, T, E), and the attention
     weights (B, H, T, S) too if ``need_weights``.
+
+    ``kv_cache`` (a ``KVCache``, self-attention without ``attn_mask``, no graph: generation
+    only): ``query`` holds only the new positions; their keys and values join the cache and the
+    queries attend to every cached position (causally: new position i sits at past + i).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -69,7 +107,10 @@ class MultiHeadAttention(Module):
                             f"{self.in_proj_weight.dtype}")
 
     def forward(self, query, key=None, value=None, attn_mask=None, is_causal=None,
-                need_weights: bool = False):
+                need_weights: bool = False, kv_cache: KVCache | None = None):
+        if kv_cache is not None:
+            return self._forward_cached(query, kv_cache, is_causal, need_weights,
+                                        other_inputs=(key, value, attn_mask))
         self._check("query", query)
         self_attention = key is None and value is None
         key = query if key is None else key
@@ -103,6 +144,30 @@ class MultiHeadAttention(Module):
                 scores = scores + as_tensor(additive, dtype=scores.dtype)
         weights = self.attn_dropout(F.softmax(scores, dim=-1))
         out = (weights @ v).transpose(1, 2).reshape(b, t, e)  # heads side by side again
+        out = self.out_proj(out)
+        return (out, weights) if need_weights else out
+
+    def _forward_cached(self, x, cache: KVCache, is_causal, need_weights, other_inputs):
+        """Self-attention of the new positions ``x`` (B, t, E) over the cache and themselves.
+        The same arithmetic as ``forward`` on the whole sequence, for the last t rows."""
+        if any(a is not None for a in other_inputs):
+            raise ValueError("MultiHeadAttention: kv_cache works for self-attention without "
+                             "key, value or attn_mask")
+        if is_grad_enabled():
+            raise RuntimeError("MultiHeadAttention: kv_cache is for generation; use it under "
+                               "no_grad() (the cached keys and values carry no graph)")
+        self._check("query", x)
+        b, t, e = x.shape
+        past = cache.length
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, axis=-1)
+        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, H, t, hs)
+        keys, values = cache.append(k.data, v.data)                    # (B, H, past + t, hs)
+        keys, values = as_tensor(keys), as_tensor(values)
+        scores = (q @ keys.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))  # (B, H, t, S)
+        if self.causal if is_causal is None else is_causal:
+            scores = scores.masked_fill(causal_mask(t, past + t, past=past), -math.inf)
+        weights = F.softmax(scores, dim=-1)                             # (B, H, t, S)
+        out = (weights @ values).transpose(1, 2).reshape(b, t, e)       # (B, t, E)
         out = self.out_proj(out)
         return (out, weights) if need_weights else out
 
@@ -140,13 +205,15 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
 
-    def forward(self, x, attn_mask=None, is_causal=None):
+    def forward(self, x, attn_mask=None, is_causal=None, kv_cache: KVCache | None = None):
+        """``kv_cache``: see ``MultiHeadAttention`` (generation: x holds only new positions)."""
+        cache = {} if kv_cache is None else {"kv_cache": kv_cache}
         if self.norm_first:
             x = x + self.dropout1(self.self_attn(self.ln1(x), attn_mask=attn_mask,
-                                                 is_causal=is_causal))
+                                                 is_causal=is_causal, **cache))
             return x + self.dropout2(self.ffn(self.ln2(x)))
         x = self.ln1(x + self.dropout1(self.self_attn(x, attn_mask=attn_mask,
-                                                      is_causal=is_causal)))
+                                                      is_causal=is_causal, **cache)))
         return self.ln2(x + self.dropout2(self.ffn(x)))
 
 
@@ -181,14 +248,19 @@ class SinusoidalPositionalEncoding(Module):
                              persistent=False)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, start: int = 0):
+        """x + pe[start : start + T]: ``start`` > 0 when x continues a sequence (the new
+        positions of cached generation)."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"SinusoidalPositionalEncoding: expected input (batch, time, "
                              f"d_model={self.d_model}), got {x.shape}")
-        if x.shape[1] > self.max_len:
-            raise ValueError(f"SinusoidalPositionalEncoding: sequence length {x.shape[1]} is "
-                             f"longer than max_len={self.max_len}")
-        return self.dropout(x + self.pe[: x.shape[1]])
+        if not (isinstance(start, (int, np.integer)) and start >= 0):
+            raise ValueError(f"SinusoidalPositionalEncoding: start must be an integer >= 0, got "
+                             f"{start!r}")
+        if start + x.shape[1] > self.max_len:
+            raise ValueError(f"SinusoidalPositionalEncoding: positions up to "
+                             f"{start + x.shape[1]} are longer than max_len={self.max_len}")
+        return self.dropout(x + self.pe[start:start + x.shape[1]])
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, max_len={self.max_len}"

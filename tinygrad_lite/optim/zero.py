@@ -89,9 +89,14 @@ class ZeroRedundancyOptimizer:
         self.part_size = math.ceil(total / world_size)  # the last part is padded with zeros
         self._lo = min(rank * self.part_size, total)
         self._hi = min(self._lo + self.part_size, total)
-        self._param_part = np.zeros(self.part_size, dtype=self.dtype)   # this rank's parameters
-        self._grad_part = np.zeros(self.part_size, dtype=self.dtype)    # ... and their gradient
-        self._whole_buffer = None  # world_size * part_size: gradient send / parameter receive
+        # One flat array of world_size parts: it sends the gradients to the reduce-scatter,
+        # then receives the parameters of the all-gather. This rank's parameters live in its
+        # own part of it (the all-gather then runs in place); they are copied in from the
+        # model at every step, so it does not matter that the gradients pass through first.
+        world = np.zeros(world_size * self.part_size, dtype=self.dtype)
+        self._whole_buffer = world
+        self._param_part = world[rank * self.part_size:(rank + 1) * self.part_size]
+        self._grad_part = np.zeros(self.part_size, dtype=self.dtype)  # this rank's gradient
         self._grads_reduced = False
         self._consolidated = None  # the plain state dict, on the rank that consolidated
         self._pieces = self._cut_pieces()
@@ -122,21 +127,17 @@ class ZeroRedundancyOptimizer:
             groups.append({**options, "params": [piece.tensor]})
         return optimizer_class(groups, **defaults)
 
-    def _buffer(self) -> np.ndarray:
-        if self._whole_buffer is None:
-            world_size = distributed.get_world_size()
-            self._whole_buffer = np.zeros(world_size * self.part_size, dtype=self.dtype)
-        return self._whole_buffer
-
     def _segments(self):
         """(parameter, its flat range [start, stop)) for every parameter, in layout order."""
         for i, p in enumerate(self._params):
             yield p, int(self._offsets[i]), int(self._offsets[i + 1])
 
-    def _copy_part_from(self, arrays) -> np.ndarray:
+    def _copy_part_from(self, arrays, out: np.ndarray | None = None) -> np.ndarray:
         """This rank's part of the flat concatenation of ``arrays`` (one per parameter, None
-        for zeros), as a new array of ``part_size`` elements."""
-        part = np.zeros(self.part_size, dtype=self.dtype)
+        for zeros), written into ``out`` (a new array of ``part_size`` elements by default)."""
+        part = np.zeros(self.part_size, dtype=self.dtype) if out is None else out
+        if out is not None:
+            part[...] = 0
         for (p, start, stop), array in zip(self._segments(), arrays):
             lo, hi = max(start, self._lo), min(stop, self._hi)
             if lo < hi and array is not None:
@@ -168,7 +169,7 @@ class ZeroRedundancyOptimizer:
         weight, has_grad = sample_weight_and_grad_presence("reduce_gradients", self._params,
                                                            num_samples)
         self._check_all_have_grads(has_grad, "reduce_gradients")
-        send = self._buffer()
+        send = self._whole_buffer
         scale = self.dtype.type(weight)
         for p, start, stop in self._segments():
             if p.grad is None:
@@ -224,10 +225,10 @@ class ZeroRedundancyOptimizer:
             if not any(has_grad):
                 return
             self._check_all_have_grads(has_grad, "step")
-            self._grad_part[...] = self._copy_part_from(
-                [None if p.grad is None else p.grad.data for p in self._params])
+            self._copy_part_from([None if p.grad is None else p.grad.data
+                                  for p in self._params], out=self._grad_part)
         # The parameters may have changed since the last step (loaded weights): start from them.
-        self._param_part[...] = self._copy_part_from([p.data for p in self._params])
+        self._copy_part_from([p.data for p in self._params], out=self._param_part)
         if self.optim is not None:
             for piece, group in zip(self._pieces, self.optim.param_groups):
                 options = self.param_groups[piece.group_index]
@@ -237,7 +238,7 @@ class ZeroRedundancyOptimizer:
             self.optim.step()
             for piece in self._pieces:
                 piece.tensor.grad = None
-        gathered = self._buffer()
+        gathered = self._whole_buffer
         distributed.all_gather_into_tensor(gathered, self._param_part)
         for p, start, stop in self._segments():
             p.data[...] = gathered[start:stop].reshape(p.shape)
@@ -260,7 +261,7 @@ class ZeroRedundancyOptimizer:
             part = np.zeros(self.part_size, dtype=self.dtype)
             for piece, tensor_state in self._piece_states():
                 part[piece.start - self._lo:piece.stop - self._lo] = tensor_state[key]
-            gathered = self._buffer()
+            gathered = self._whole_buffer
             distributed.all_gather_into_tensor(gathered, part)
             if distributed.get_rank() == to:
                 for i, (p, start, stop) in enumerate(self._segments()):
