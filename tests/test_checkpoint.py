@@ -155,6 +155,36 @@ def test_checkpoint_without_class_names_still_loads(tmp_path):
     assert repr(opt.state_dict()) == repr(opt2.state_dict())
 
 
+def test_a_zero_optimizer_saves_and_loads_the_plain_format(tmp_path):
+    """A ZeroRedundancyOptimizer's checkpoint holds the wrapped class's state (named as that
+    class): it loads into a plain AdamW and back into a ZeRO optimizer (here in a world of 1;
+    tests/test_distributed_examples.py moves such checkpoints between 1 and 2 ranks)."""
+    tg.distributed.init()  # a world of 1
+    model, plain, _ = make_trained(seed=0)
+    zero = optim.ZeroRedundancyOptimizer(model.parameters(), optim.AdamW, lr=0.5)
+    zero.load_state_dict(plain.state_dict())
+    zero.consolidate_state_dict(to=0)
+    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=zero)
+    assert saved_metadata(path)["optimizer_class"] == "AdamW"
+    model2, plain2, _ = make_trained(seed=1)
+    load_checkpoint(path, model=model2, optimizer=plain2)
+    assert repr(plain2.state_dict()) == repr(plain.state_dict())
+    zero2 = optim.ZeroRedundancyOptimizer(model2.parameters(), optim.AdamW, lr=0.5)
+    load_checkpoint(path, model=model2, optimizer=zero2)
+    zero2.consolidate_state_dict(to=0)
+    assert repr(zero2.state_dict()) == repr(plain.state_dict())
+    # A state that does not fit the ZeRO optimizer (loaded last, it has no snapshot): refused,
+    # and the model loaded before it gets its weights back.
+    model3, _, _ = make_trained(seed=2)
+    before = {k: v.copy() for k, v in model3.state_dict().items()}
+    zero3 = optim.ZeroRedundancyOptimizer(list(model3.parameters())[:2], optim.AdamW, lr=0.5)
+    with pytest.raises(CheckpointError, match="the saved optimizer state does not fit the "
+                                              "ZeroRedundancyOptimizer"):
+        load_checkpoint(path, model=model3, optimizer=zero3)
+    for k, v in model3.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
 # -- entry names -------------------------------------------------------------------------------
 
 def test_extra_keys_with_slashes_do_not_collide(tmp_path):

@@ -8,12 +8,9 @@ ranks saved with a 1-process reference computed here from the same model, data a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +19,13 @@ import pytest
 import tinygrad_lite as tg
 import tinygrad_lite.distributed as dist
 from error_checks import raises
-from fresh_python import PACKAGE_PARENT, run_python
+from fresh_python import run_python
+from mpi_run import mpirun, needs_mpi
 from tinygrad_lite.nn.parallel import DistributedDataParallel
 
 WORKERS = Path(__file__).parent / "mpi_workers"
 sys.path.insert(0, str(WORKERS))
 import ddp_cases  # noqa: E402
-
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None,
-                               reason="mpi4py is not installed (pip install '.[distributed]')")
 
 
 @pytest.fixture
@@ -62,6 +57,16 @@ def test_world_of_one_all_reduce_is_identity(world_of_one):
     t = tg.tensor([1.0, 2.0])
     dist.all_reduce(t)
     np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])
+
+
+def test_world_of_one_gather_object_is_a_json_round_trip(world_of_one):
+    state = np.random.default_rng(5).bit_generator.state  # 128-bit integers inside
+    gathered = [None]
+    assert dist.gather_object({"state": state, "pair": (1, "é")}, gathered) is None
+    assert gathered == [{"state": state, "pair": [1, "é"]}]  # a tuple arrives as a list
+    restored = np.random.default_rng()
+    restored.bit_generator.state = gathered[0]["state"]
+    assert restored.random() == np.random.default_rng(5).random()
 
 
 def test_ddp_in_a_world_of_one_is_a_pass_through_wrapper(world_of_one):
@@ -101,6 +106,12 @@ def test_bad_input_names_the_function_and_value(world_of_one, monkeypatch):
         dist.all_reduce(np.zeros((3, 4))[:, ::2])
     with raises(ValueError, "broadcast", "src", "5"):
         dist.broadcast(np.zeros(2), src=5)
+    with raises(TypeError, "gather_object", "JSON-able", "ndarray"):
+        dist.gather_object(np.zeros(2), [None])
+    with raises(ValueError, "gather_object", "object_gather_list", "world size (1)"):
+        dist.gather_object(1, [])
+    with raises(ValueError, "gather_object", "dst", "1"):
+        dist.gather_object(1, [None], dst=1)
     model = ddp_cases.make_model(np.float32, seed=0)
     with raises(ValueError, "bucket_cap_mb", "0"):
         DistributedDataParallel(model, bucket_cap_mb=0)
@@ -132,17 +143,8 @@ def test_buckets_pack_parameters_in_order_by_dtype_and_cap():
 
 
 def _mpirun(script: str, *args: str, timeout: float, threads: str = "1"):
-    """``mpirun -np 2 python tests/mpi_workers/<script> <args>``; ``threads=""`` leaves
-    TGL_NUM_THREADS unset."""
-    mpirun = Path(sys.executable).parent / "mpirun"
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("TGL_NUM_THREADS", None)
-    if threads:
-        env["TGL_NUM_THREADS"] = threads
-    return subprocess.run([str(mpirun), "-np", "2", "--oversubscribe", sys.executable,
-                           str(WORKERS / script), *args], capture_output=True, text=True,
-                          env=env, cwd=tempfile.gettempdir(), timeout=timeout)
+    """``mpirun -np 2 python tests/mpi_workers/<script> <args>`` (see mpi_run.mpirun)."""
+    return mpirun(WORKERS / script, *args, timeout=timeout, threads=threads)
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +225,9 @@ def test_two_ranks_see_the_world_and_the_collectives():
         assert info["broadcast"] == [1.0, 1.0]  # rank 1's values on both
         # without TGL_NUM_THREADS the 2 ranks share the cores rather than each taking all
         assert info["threads"] == max(1, (os.cpu_count() or 1) // 2) or info["threads"] == 1
+    assert lines[0]["gathered"] is None
+    assert lines[1]["gathered"] == [{"rank": r, "big": 2 ** 100 + r, "pair": [r, "é"]}
+                                    for r in range(2)]
 
 
 @needs_mpi

@@ -230,6 +230,21 @@ def test_reduce_lr_on_plateau_patience_factor_min_lr():
     assert lrs(s, 10, metrics) == [1, 1, 1, 1, 1, .5, .5, .5, .3, .3]
 
 
+def test_a_scheduler_drives_a_zero_optimizer():
+    """As in PyTorch (where it is an Optimizer): the scheduler sets the lr of its param_groups,
+    and its step uses it (a world of 1 here)."""
+    tg.distributed.init()
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    zero = optim.ZeroRedundancyOptimizer([p], optim.SGD, lr=1.0)
+    s = lr_scheduler.ReduceLROnPlateau(zero, factor=0.5, patience=0)
+    s.step(1.0)
+    s.step(2.0)  # worse, patience 0: halve
+    assert zero.param_groups[0]["lr"] == 0.5
+    p.grad = tg.Tensor(np.ones(3, dtype=np.float32))
+    zero.step()
+    np.testing.assert_array_equal(p.numpy(), [0.5, 0.5, 0.5])
+
+
 def test_reduce_lr_on_plateau_cooldown_threshold_and_mode():
     s = lr_scheduler.ReduceLROnPlateau(sgd(), factor=0.1, patience=0, cooldown=2)
     assert lrs(s, 7, [1, 1, 1, 1, 1, 1, 1]) == pytest.approx([1, 1, .1, .1, .1, .01, .01])

@@ -16,6 +16,7 @@ N times as many threads as there are cores.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -248,6 +249,45 @@ def broadcast(array, src: int = 0):
         if hasattr(array, "_bump_version"):
             array._bump_version()
     return array
+
+
+def gather_object(obj, object_gather_list: list | None = None, dst: int = 0) -> None:
+    """Collect one value from every rank into ``object_gather_list`` on rank ``dst``, in rank
+    order (``torch.distributed.gather_object``). On ``dst`` the list must have one entry per
+    rank (they are replaced); on the other ranks it must be None.
+
+    Unlike PyTorch's, the values travel as JSON, never pickled: ``obj`` may hold dicts with
+    string keys, lists, strings, integers of any size, floats, bools and None (a tuple arrives
+    as a list) -- e.g. a generator's ``bit_generator.state``. A collective: every rank calls it."""
+    world = _require_world("gather_object")
+    if not (isinstance(dst, int) and not isinstance(dst, bool) and 0 <= dst < world.size):
+        raise ValueError(f"gather_object: dst must be a rank in 0..{world.size - 1}, got {dst!r}")
+    if world.rank == dst and not (isinstance(object_gather_list, list)
+                                  and len(object_gather_list) == world.size):
+        raise ValueError(f"gather_object: on rank dst={dst} object_gather_list must be a list "
+                         f"of world size ({world.size}) entries, got {object_gather_list!r:.60}")
+    if world.rank != dst and object_gather_list is not None:
+        raise ValueError(f"gather_object: object_gather_list must be None on ranks other than "
+                         f"dst={dst} (rank {world.rank} got {type(object_gather_list).__name__})")
+    try:
+        payload = np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"gather_object: obj must be JSON-able (dicts with string keys, lists, "
+                        f"strings, numbers, bools, None), got {type(obj).__name__}: {e}") from None
+    if world.comm is None:
+        object_gather_list[0] = json.loads(payload.tobytes())
+        return
+    # The sizes first, so that rank dst can make room for everything in one message.
+    sizes = np.zeros(world.size, dtype=np.int64) if world.rank == dst else None
+    world.comm.Gather(np.array([payload.size], dtype=np.int64), sizes, root=dst)
+    if world.rank != dst:
+        world.comm.Gatherv(payload, None, root=dst)
+        return
+    received = np.empty(int(sizes.sum()), dtype=np.uint8)
+    world.comm.Gatherv(payload, [received, sizes.tolist()], root=dst)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for r in range(world.size):
+        object_gather_list[r] = json.loads(received[starts[r]:starts[r + 1]].tobytes())
 
 
 def broadcast_parameters(model) -> None:

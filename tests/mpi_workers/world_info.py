@@ -16,6 +16,8 @@ reduced = {op: dist.all_reduce(values.copy(), op=op).tolist() for op in ("sum", 
                                                                           "max")}
 counts = dist.all_reduce(np.array([rank + 1], dtype=np.int64)).tolist()
 broadcast = dist.broadcast(np.full(2, float(rank)), src=1).tolist()
+gathered = [None, None] if rank == 1 else None  # JSON values, big integers included
+dist.gather_object({"rank": rank, "big": 2 ** 100 + rank, "pair": (rank, "é")}, gathered, dst=1)
 print(json.dumps({"rank": rank, "size": dist.get_world_size(), "main": dist.is_main_process(),
                   "threads": kernels.get_num_threads(), "reduced": reduced, "counts": counts,
-                  "broadcast": broadcast}), flush=True)
+                  "broadcast": broadcast, "gathered": gathered}), flush=True)

@@ -12,7 +12,10 @@ from .optimizer import Optimizer, check_number
 
 
 def _check_optimizer(optimizer, scheduler: str) -> None:
-    if not isinstance(optimizer, Optimizer):
+    # A ZeroRedundancyOptimizer too (an Optimizer subclass in PyTorch): its param_groups are
+    # the user's, and its step() reads their "lr".
+    from .zero import ZeroRedundancyOptimizer
+    if not isinstance(optimizer, (Optimizer, ZeroRedundancyOptimizer)):
         raise TypeError(f"{scheduler} needs an Optimizer, got {type(optimizer).__name__}")
 
 

@@ -13,7 +13,9 @@ entry; the names are looked up through the metadata, so they are never parsed ba
 that are the markers above (``__ndarray__``, ``__items__``, ``__tuple__``) are refused at save.
 
 The optimizer's and the scheduler's class names are stored too (``optimizer_class``,
-``scheduler_class``): AdamW state does not load into SGD. Checkpoints written before these
+``scheduler_class``): AdamW state does not load into SGD. A ``ZeroRedundancyOptimizer`` is
+stored under the class it wraps (its consolidated state dict has that class's format), so its
+checkpoints load into that class in one process and back into ZeRO on any number of ranks. Checkpoints written before these
 entries existed load without that check (the structure checks still apply).
 
 Writing is atomic: the file is written under a temporary name in the same directory, flushed to
@@ -229,7 +231,7 @@ def save_checkpoint(path, *, model=None, optimizer=None, scheduler=None, step=No
         "hyperparameters": hyperparameters or {}, "extra": extra or {}, "rng": rng,
         "model": None if model is None else dict(model.state_dict()),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "optimizer_class": None if optimizer is None else type(optimizer).__name__,
+        "optimizer_class": None if optimizer is None else _state_class_name(optimizer),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "scheduler_class": None if scheduler is None else type(scheduler).__name__,
     }
@@ -337,9 +339,22 @@ def _rng_states(checkpoint: dict, source: str, generators: dict) -> list:
     return [(generator, state) for generator, state, _ in pairs]
 
 
+def _is_sharded(target) -> bool:
+    """A ZeroRedundancyOptimizer: its whole state exists only after a collective call."""
+    from ..optim.zero import ZeroRedundancyOptimizer  # (here: the optimizers need no MPI code)
+    return isinstance(target, ZeroRedundancyOptimizer)
+
+
+def _state_class_name(target) -> str:
+    """The class whose state-dict format ``target`` saves and loads: a ZeroRedundancyOptimizer
+    uses the plain format of the optimizer class it wraps, so its checkpoints load into that
+    class in one process, and the other way round."""
+    return target.optimizer_class.__name__ if _is_sharded(target) else type(target).__name__
+
+
 def _check_class(checkpoint: dict, name: str, target, source: str) -> None:
     saved = checkpoint.get(f"{name}_class")  # None in checkpoints older than this entry
-    if saved is not None and saved != type(target).__name__:
+    if saved is not None and saved != _state_class_name(target):
         raise CheckpointError(f"{source} holds the state of a {saved} {name}, but a "
                               f"{type(target).__name__} was given to load it into; create a "
                               f"{saved} (with the same parameters) to resume from it")
@@ -354,10 +369,14 @@ def _snapshot(name: str, target):
 
 
 def _load_into(targets: list, checkpoint: dict, source: str, strict: bool) -> None:
-    """Load each (name, target) in turn; if one fails, give the earlier ones their state back."""
+    """Load each (name, target) in turn; if one fails, give the earlier ones their state back.
+
+    A ZeroRedundancyOptimizer has no snapshot (its whole state exists only after a collective
+    call): it is loaded last, so that its refusal leaves everything else as it was, and its
+    load_state_dict checks the state (through the optimizer class it wraps) before using it."""
     done = []
-    for name, target in targets:
-        snapshot = _snapshot(name, target)
+    for name, target in sorted(targets, key=lambda item: _is_sharded(item[1])):
+        snapshot = None if _is_sharded(target) else _snapshot(name, target)
         try:
             if name == "model":
                 target.load_state_dict(checkpoint[name], strict=strict)
@@ -365,7 +384,8 @@ def _load_into(targets: list, checkpoint: dict, source: str, strict: bool) -> No
                 target.load_state_dict(checkpoint[name])
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
             for done_target, done_snapshot in reversed(done + [(target, snapshot)]):
-                done_target.load_state_dict(done_snapshot)
+                if done_snapshot is not None:
+                    done_target.load_state_dict(done_snapshot)
             raise CheckpointError(f"{source}: the saved {name} state does not fit the "
                                   f"{type(target).__name__} given: {e} (nothing was loaded)") \
                 from None

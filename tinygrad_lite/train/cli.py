@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from .logger import existing_run_files
 
@@ -140,6 +143,31 @@ def check_run_folder(parser: argparse.ArgumentParser, args: argparse.Namespace,
             args, "resume") else "") + ", or another --out-dir"
         parser.error(f"{args.out_dir} already holds a run; a new run would replace "
                      f"{', '.join(p.name for p in existing)}. Give {how}")
+
+
+def decided_by_main_process(check) -> None:
+    """Run ``check()`` -- argument checks that read the file system and may end the program
+    with ``parser.error`` -- on rank 0 only, and make every rank follow its decision: go on, or
+    exit with rank 0's exit status (rank 0 printed why). Under ``mpirun`` each rank checking
+    for itself would race: rank 0 may already have started writing the run folder that another
+    rank is still checking is free. In a world of 1 this is just ``check()``."""
+    from .. import distributed
+    if distributed.get_world_size() == 1:
+        check()
+        return
+    stopped = None
+    decision = np.zeros(2, dtype=np.int64)  # [rank 0 stopped, its exit status]
+    if distributed.is_main_process():
+        try:
+            check()
+        except SystemExit as e:  # tell the other ranks before leaving (they wait for it)
+            stopped = e
+            decision[:] = 1, (e.code if isinstance(e.code, int) else e.code is not None)
+    distributed.broadcast(decision, src=0)
+    if stopped is not None:
+        raise stopped
+    if decision[0]:
+        sys.exit(int(decision[1]))
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
