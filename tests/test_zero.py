@@ -9,6 +9,8 @@ random streams (tests/mpi_workers/zero_cases.py).
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +18,12 @@ import pytest
 import tinygrad_lite as tg
 import tinygrad_lite.distributed as dist
 from error_checks import raises
-from test_distributed import WORKERS, _mpirun, needs_mpi  # noqa: F401  (sys.path for cases)
+from mpi_run import mpirun, needs_mpi
 from tinygrad_lite.optim import SGD, AdamW, ZeroRedundancyOptimizer
 
-import zero_cases as cases  # noqa: E402  (tests/mpi_workers, put on sys.path above)
+WORKERS = Path(__file__).parent / "mpi_workers"
+sys.path.insert(0, str(WORKERS))
+import zero_cases as cases  # noqa: E402  (beside the worker that shares it)
 
 EXTRA = 3  # zero_worker.py's steps after its checkpoint
 
@@ -185,7 +189,7 @@ def test_bad_use_gets_clear_errors(world_of_one):
 def ranks(tmp_path_factory):
     """What each of the 2 ranks of zero_worker.py saved: [rank 0's arrays, rank 1's]."""
     out = tmp_path_factory.mktemp("zero")
-    result = _mpirun("zero_worker.py", str(out), timeout=180)
+    result = mpirun(WORKERS / "zero_worker.py", str(out), timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
 
