@@ -362,6 +362,15 @@ typedef double vport_f64 __attribute__((vector_size(16)));
 static inline float widen_f32(float x) { return x; }
 static inline double widen_f64(double x) { return x; }
 
+/* How many paths each type has, which one runs, and whether its driver may read A and B in
+ * place (only when the panels have their type). */
+#define NPATHS_f32 3
+#define NPATHS_f64 3
+#define path_code_f32 tgl_gemm_path
+#define path_code_f64 tgl_gemm_path
+#define READS_IN_PLACE_f32 1
+#define READS_IN_PLACE_f64 1
+
 #if TGL_X86
 #include "gemm_x86_simd.h" /* the vector operations, by type */
 #define maskz_load_widen512_f32 _mm512_maskz_loadu_ps
@@ -420,6 +429,9 @@ static const struct path_f64 paths_f64[3] = {
 #undef T
 #undef TA
 #undef SFX
+
+/* ------------------------------------------------- bfloat16 and float16 inputs, float C */
+#include "gemm_lowp.h"
 
 /* ========================================================================================== */
 /* Public entry points                                                                         */

@@ -45,8 +45,8 @@ struct TGL_FN(path) {
     void (*wide)(int64_t, const T *, int64_t, const T *, int64_t, T *, int64_t, T, T, int,
                  int);          /* the wide tiles for B read in place, or NULL */
 };
-/* The paths, indexed by tgl_gemm_path()'s code; defined in gemm.c after this file. */
-static const struct TGL_FN(path) TGL_FN(paths)[3];
+/* The paths, indexed by TGL_FN(path_code)(); defined in gemm.c after this file. */
+static const struct TGL_FN(path) TGL_FN(paths)[TGL_FN(NPATHS)];
 
 /* C := beta*C (the whole product when k == 0 or alpha == 0). */
 static void TGL_FN(scale_c)(int64_t m, int64_t n, T beta, T *c, int64_t ldc) {
@@ -59,14 +59,18 @@ static void TGL_FN(scale_c)(int64_t m, int64_t n, T beta, T *c, int64_t ldc) {
     }
 }
 
+/* A or B read in place, as the micro-kernel's panel type (only reached when TA == T). */
+#define IN_PLACE(p) ((const T *)(p))
+
 /* The sequential blocked algorithm (see gemm.c's top comment). m, n, k >= 1. */
 static void TGL_FN(gemm_seq)(const struct TGL_FN(path) *P, int ta, int tb, int64_t m,
                              int64_t n, int64_t k, T alpha, const TA *A, int64_t lda,
                              const TA *B, int64_t ldb, T beta, T *C, int64_t ldc) {
     const int MR = P->mr, NR = P->nr;
-    /* Read A or B in place when packing would not pay (see "Small problems" in gemm.c). */
+    /* Read A or B in place when packing would not pay (see "Small problems" in gemm.c); only
+     * when the panels have A's and B's type (READS_IN_PLACE: TA == T). */
     const int direct_b =
-        !tb && (m <= (int64_t)MR * DIRECT_B_MAX_M_PANELS ||
+        TGL_FN(READS_IN_PLACE) && !tb && (m <= (int64_t)MR * DIRECT_B_MAX_M_PANELS ||
                 ((double)k * (double)n * sizeof(TA) <= DIRECT_B_MAX_BYTES &&
                  (ldb * (int64_t)sizeof(TA)) % 4096 != 0));
     const int direct_a = P->direct_a && !ta && lda > 0 &&
@@ -124,7 +128,7 @@ static void TGL_FN(gemm_seq)(const struct TGL_FN(path) *P, int ta, int tb, int64
                 T *cblk = C + ic * ldc + jc + h;
                 for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 4 */
                     int mr = (int)TGL_MIN((int64_t)MR, mc - ir);
-                    const T *apan = direct_a ? asrc + ir * lda : ap + ir * kc;
+                    const T *apan = direct_a ? IN_PLACE(asrc + ir * lda) : ap + ir * kc;
                     int64_t rsa = direct_a ? lda : 0;
                     T *crow = cblk + ir * ldc;
                     if (h)
@@ -139,16 +143,17 @@ static void TGL_FN(gemm_seq)(const struct TGL_FN(path) *P, int ta, int tb, int64
                             if (mrh <= 0) break;
                             const T *ah = direct_a ? apan + r0 * lda : apan + r0;
                             for (jr = 0; jr < nw; jr += 2 * NR)
-                                P->wide(kc, ah, rsa, bsrc + jr, ldb, crow + r0 * ldc + jr, ldc,
-                                        alpha, beta_eff, mrh, 2 * NR);
+                                P->wide(kc, ah, rsa, IN_PLACE(bsrc + jr), ldb,
+                                        crow + r0 * ldc + jr, ldc, alpha, beta_eff, mrh,
+                                        2 * NR);
                         }
                         jr = nw;
                     }
                     for (; jr < nc; jr += NR) { /* loop 5 */
                         int nr = (int)TGL_MIN((int64_t)NR, nc - jr);
                         if (jr < nfull)
-                            P->ukr(kc, apan, rsa, bsrc + jr, ldb, crow + jr, ldc, alpha,
-                                   beta_eff, mr, nr);
+                            P->ukr(kc, apan, rsa, IN_PLACE(bsrc + jr), ldb, crow + jr, ldc,
+                                   alpha, beta_eff, mr, nr);
                         else
                             P->ukr(kc, apan, rsa, direct_b ? bp : bp + jr * kc, NR, crow + jr,
                                    ldc, alpha, beta_eff, mr, nr);
@@ -190,7 +195,7 @@ static void TGL_FN(gemm_mt)(int ta, int tb, int64_t m, int64_t n, int64_t k, T a
         TGL_FN(scale_c)(m, n, beta, C, ldc);
         return;
     }
-    const struct TGL_FN(path) *P = &TGL_FN(paths)[tgl_gemm_path()];
+    const struct TGL_FN(path) *P = &TGL_FN(paths)[TGL_FN(path_code)()];
     nt = threads_for(2.0 * (double)m * (double)n * (double)k, nt);
     if (nt <= 1) {
         TGL_FN(gemm_seq)(P, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -236,3 +241,5 @@ static void TGL_FN(gemm_batched)(int ta, int tb, int64_t batch, int64_t m, int64
         TGL_FN(gemm_mt)(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,
                         c + i * sc, ldc, nt);
 }
+
+#undef IN_PLACE

@@ -7,6 +7,7 @@
  * Copies along contiguous memory are (masked) vector loads/stores. The transposing cases
  * (untransposed A: the panel is read row by row but stored column by column; transposed B
  * likewise) load a VL x VL block, transpose it in registers and store the columns. */
+#define TARGET512 TGL_FN(target512) /* avx512f, plus what the widening load needs */
 #define VL512 TGL_FN(vl512)
 #define V512 TGL_FN(v512)
 #define MASK512 TGL_FN(mask512)
@@ -26,7 +27,7 @@ static TGL_ALWAYS_INLINE MASK512 TGL_FN(lanes512)(int64_t n) {
 
 /* rows x VL block of a row-major matrix (row stride ld, valid columns in colmask), transposed:
  * out[q] = column q (lane i = row i; rows >= `rows` are zero). */
-static TGL_ALWAYS_INLINE T512 void TGL_FN(load_transposed512)(const TA *src, int64_t ld,
+static TGL_ALWAYS_INLINE TARGET512 void TGL_FN(load_transposed512)(const TA *src, int64_t ld,
                                                               int rows, MASK512 colmask,
                                                               V512 out[VL512]) {
 #pragma GCC unroll 16
@@ -35,7 +36,7 @@ static TGL_ALWAYS_INLINE T512 void TGL_FN(load_transposed512)(const TA *src, int
     TGL_FN(transpose512)(out);
 }
 
-static T512 void TGL_FN(pack_a512)(int ta, int64_t mc, int64_t kc, const TA *a, int64_t lda,
+static TARGET512 void TGL_FN(pack_a512)(int ta, int64_t mc, int64_t kc, const TA *a, int64_t lda,
                                    T *ap, int MR) {
     (void)MR;
     for (int64_t ir = 0; ir < mc; ir += MR512) {
@@ -77,7 +78,7 @@ static T512 void TGL_FN(pack_a512)(int ta, int64_t mc, int64_t kc, const TA *a, 
     }
 }
 
-static T512 void TGL_FN(pack_b512)(int tb, int64_t kc, int64_t nc, const TA *b, int64_t ldb,
+static TARGET512 void TGL_FN(pack_b512)(int tb, int64_t kc, int64_t nc, const TA *b, int64_t ldb,
                                    T *bp, int NR) {
     (void)NR;
     for (int64_t jr = 0; jr < nc; jr += NR512) {
@@ -116,6 +117,7 @@ static T512 void TGL_FN(pack_b512)(int tb, int64_t kc, int64_t nc, const TA *b, 
     }
 }
 
+#undef TARGET512
 #undef VL512
 #undef V512
 #undef MASK512

@@ -26,6 +26,7 @@
 #define mul512_f32 _mm512_mul_ps
 #define fmadd512_f32 _mm512_fmadd_ps
 #define transpose512_f32 tr16x16_ps
+#define target512_f32 T512
 
 #define vl512_f64 8
 #define v512_f64 __m512d
@@ -40,6 +41,7 @@
 #define mul512_f64 _mm512_mul_pd
 #define fmadd512_f64 _mm512_fmadd_pd
 #define transpose512_f64 tr8x8_pd
+#define target512_f64 T512
 
 /* ---------------------------------------------------------- AVX2 + FMA: 8 floats / 4 doubles */
 #define vl256_f32 8
