@@ -2,6 +2,9 @@
 
 What is measured, at 1 and 2 threads:
 
+* GEMM by precision (bench_kernels_lowp.py): kernels.matmul_lowp on bfloat16 and float16 vs
+  our float32 GEMM, OpenBLAS float32 and PyTorch's bfloat16 matmul, squares 64-1024 and the
+  tiny GPT's linear shapes.
 * GEMM, float32 and float64: GFLOPS for square sizes 64-2048 and the tiny-GPT shapes
   (256x80 @ 80x100277, 256x80 @ 80x10000, 256x80 @ 80x320, batched (8,128,20) @ (8,20,128)).
   Contenders: ``kernels.matmul`` (the C GEMM, through the bridge the engine uses), ``np.matmul``
@@ -48,6 +51,8 @@ import sys
 import tempfile
 import time
 
+from bench_kernels_lowp import print_lowp
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "bench_kernels.json")
 
@@ -84,6 +89,7 @@ def parse_args():
                    "contenders (default 0.15)")
     p.add_argument("--skip-gemm", action="store_true")
     p.add_argument("--skip-softmax", action="store_true")
+    p.add_argument("--skip-lowp", action="store_true", help="skip the bfloat16/float16 GEMM")
     p.add_argument("--out", default=DEFAULT_OUT, help="JSON output file")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--child-threads", type=int, default=None, help=argparse.SUPPRESS)
@@ -217,6 +223,12 @@ def run_child(args) -> None:
                 log(f"gemm {np.dtype(dtype).name:7s} {label:22s} C {res['c']['gflops']:7.1f}"
                     f"  OpenBLAS {res['openblas']['gflops']:7.1f} GFLOPS  ratio {ratio:.2f}"
                     f"  steal {100 * (steal or 0):.0f}%")
+
+    if not args.skip_lowp:
+        from bench_kernels_lowp import run_lowp
+        out["lowp_path"] = {0: "portable", 1: "avx2", 2: "avx512"}.get(
+            K.runtime._lib.tgl_gemm_lowp_path())
+        out["lowp"] = run_lowp(K, np, torch, measure, paired_ratio, args, min_sample, log)
 
     if not args.skip_softmax:
         shapes = QUICK_SOFTMAX if args.quick else SOFTMAX_SHAPES
@@ -364,6 +376,7 @@ def print_tables(runs: list, summary: dict) -> None:
                     print(f"  {dt}: geometric mean C/OpenBLAS {s['geomean_c_openblas']:.2f}, "
                           f"lowest {s['min_c_openblas']:.2f} ({s['min_shape']})"
                           f"  target {'met' if s['meets_target'] else 'NOT met'}")
+        print_lowp(run)
         if run["softmax"]:
             print(f"\nSoftmax family, float32, {nt} thread(s): median time and GB/s")
             names = sorted({k for s in run["softmax"] for k in s["results"]},
@@ -442,6 +455,7 @@ def main() -> None:
             cmd += ["--quick"] if args.quick else []
             cmd += ["--skip-gemm"] if args.skip_gemm else []
             cmd += ["--skip-softmax"] if args.skip_softmax else []
+            cmd += ["--skip-lowp"] if args.skip_lowp else []
             print(f"running {nt}-thread measurements ...", file=sys.stderr, flush=True)
             subprocess.run(cmd, env=env, check=True)
             with open(child_out) as f:

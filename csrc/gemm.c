@@ -2,11 +2,22 @@
  *
  *     C = alpha * op(A) * op(B) + beta * C        (row-major; interface and conventions: gemm.h)
  *
- * Two implementations live here:
+ * Two implementations:
  *
  *   tgl_[sd]gemm_naive   the plain triple loop. It is the reference: easy to read, easy to trust,
  *                        slow. Tests and benchmarks compare the fast path against it.
  *   tgl_[sd]gemm(...)    the fast path described below, plus the strided-batched form.
+ *
+ * Files. This file holds what does not depend on the element type (the comment you are reading,
+ * run-time dispatch, buffers, thread and block sizing) and the public entry points. Everything
+ * per type is written once, in terms of T, and included once per type (as softmax.c does with
+ * softmax_impl.h); each file starts with the plain reference of what it implements:
+ *   gemm_impl.h          the triple loop, then the blocked driver, its threads, the batched form
+ *   gemm_kernels.h       the portable micro-kernel, then the AVX2 one
+ *   gemm_pack.h          packing in plain C (portable and AVX2 paths)
+ *   gemm_x86_kernels.h   the AVX-512 micro-kernel (all its tile shapes)
+ *   gemm_x86_pack.h      the AVX-512 packing
+ *   gemm_x86_simd.h      (once, not per type) the vector operations by type, e.g. fmadd512_f32
  *
  * ------------------------------------------------------------------------------------------
  * How the fast path works (the Goto / BLIS scheme)
@@ -116,8 +127,8 @@
  * becomes one tall product. Caveat: a parallel region waits for every thread, so when another
  * process holds the second core, small threaded calls can stall for a scheduler tick (~ms).
  *
- * Dispatch. The micro-kernels for AVX-512 and AVX2 (gemm_x86_kernels.h, with the AVX-512
- * packing in gemm_x86_pack.h; both included below) are compiled with
+ * Dispatch. The micro-kernels for AVX-512 and AVX2 (gemm_x86_kernels.h and gemm_kernels.h,
+ * with the AVX-512 packing in gemm_x86_pack.h) are compiled with
  * __attribute__((target(...))), so the file builds with plain -O3 (no -march), and the path is
  * chosen at run time with __builtin_cpu_supports. tgl_gemm_set_portable(1) forces the portable
  * kernel (the Python side maps TGL_GEMM_PORTABLE=1 to it). On non-x86 CPUs only the portable
@@ -181,36 +192,6 @@
 #define DIRECT_A_MAX_BYTES (128.0 * 1024)
 
 /* ========================================================================================== */
-/* The reference: a plain triple loop                                                          */
-/* ========================================================================================== */
-
-#define NAIVE_BODY(T)                                                                          \
-    for (int64_t i = 0; i < m; i++) {                                                          \
-        for (int64_t j = 0; j < n; j++) {                                                      \
-            T acc = 0;                                                                         \
-            for (int64_t p = 0; p < k; p++) {                                                  \
-                T av = trans_a ? a[p * lda + i] : a[i * lda + p];                              \
-                T bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];                              \
-                acc += av * bv;                                                                \
-            }                                                                                  \
-            T *cij = &c[i * ldc + j];                                                          \
-            *cij = (beta == (T)0) ? alpha * acc : alpha * acc + beta * *cij;                   \
-        }                                                                                      \
-    }
-
-void tgl_sgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                     float *c, int64_t ldc) {
-    NAIVE_BODY(float)
-}
-
-void tgl_dgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
-                     double *c, int64_t ldc) {
-    NAIVE_BODY(double)
-}
-
-/* ========================================================================================== */
 /* Micro-kernels                                                                               */
 /* ========================================================================================== */
 /* Every micro-kernel has this signature (T = float or double):
@@ -223,178 +204,9 @@ void tgl_dgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, 
  *   c     the C tile, mr x nr, row stride ldc: c = alpha * (Ap * Bp) + beta * c, and c is not
  *         read when beta == 0.
  */
-typedef void (*ukr_s_t)(int64_t, const float *, int64_t, const float *, int64_t, float *,
-                        int64_t, float, float, int, int);
-typedef void (*ukr_d_t)(int64_t, const double *, int64_t, const double *, int64_t, double *,
-                        int64_t, double, double, int, int);
-
-/* The C-tile update for the paths that go through a small stack tile at the edges. */
-#define STORE_TILE_SCALAR(T, tile, TNR, c, ldc, alpha, beta, mr, nr)                           \
-    do {                                                                                       \
-        for (int i_ = 0; i_ < (mr); i_++)                                                      \
-            for (int j_ = 0; j_ < (nr); j_++) {                                                \
-                T t_ = (alpha) * (tile)[i_ * (TNR) + j_];                                      \
-                T *c_ = &(c)[i_ * (ldc) + j_];                                                 \
-                *c_ = ((beta) == (T)0) ? t_ : t_ + (beta) * *c_;                               \
-            }                                                                                  \
-    } while (0)
-
-/* ---------------------------------------------------------------- portable (vector ext.) */
-/* 16-byte vectors: SSE2 on any x86-64, NEON on ARM; no target flags needed. */
-typedef float tgl_v4f __attribute__((vector_size(16)));
-typedef double tgl_v2d __attribute__((vector_size(16)));
-
-#define P_S_MR 6
-#define P_S_NR 8
-#define P_D_MR 6
-#define P_D_NR 4
-
-#define PORTABLE_KERNEL(NAME, T, V, VL, MRP, NRP)                                              \
-    static void NAME(int64_t kc, const T *ap, int64_t rsa, const T *bp, int64_t ldbp, T *c,    \
-                     int64_t ldc, T alpha, T beta, int mr, int nr) {                           \
-        (void)rsa; /* this path always packs A */                                              \
-        V acc[MRP][2];                                                                         \
-        for (int i = 0; i < MRP; i++) acc[i][0] = acc[i][1] = (V){0};                          \
-        for (int64_t p = 0; p < kc; p++) {                                                     \
-            V b0, b1;                                                                          \
-            memcpy(&b0, bp, sizeof b0);                                                        \
-            memcpy(&b1, bp + VL, sizeof b1);                                                   \
-            for (int i = 0; i < MRP; i++) {                                                    \
-                T av = ap[i];                                                                  \
-                acc[i][0] += av * b0;                                                          \
-                acc[i][1] += av * b1;                                                          \
-            }                                                                                  \
-            ap += MRP;                                                                         \
-            bp += ldbp;                                                                        \
-        }                                                                                      \
-        if (mr == MRP && nr == NRP) {                                                          \
-            for (int i = 0; i < MRP; i++)                                                      \
-                for (int v = 0; v < 2; v++) {                                                  \
-                    T *cp = c + i * ldc + v * VL;                                              \
-                    V r = alpha * acc[i][v];                                                   \
-                    if (beta != (T)0) {                                                        \
-                        V old;                                                                 \
-                        memcpy(&old, cp, sizeof old);                                          \
-                        r += beta * old;                                                       \
-                    }                                                                          \
-                    memcpy(cp, &r, sizeof r);                                                  \
-                }                                                                              \
-        } else {                                                                               \
-            T tile[MRP * NRP];                                                                 \
-            for (int i = 0; i < MRP; i++) {                                                    \
-                memcpy(tile + i * NRP, &acc[i][0], sizeof(V));                                 \
-                memcpy(tile + i * NRP + VL, &acc[i][1], sizeof(V));                            \
-            }                                                                                  \
-            STORE_TILE_SCALAR(T, tile, NRP, c, ldc, alpha, beta, mr, nr);                      \
-        }                                                                                      \
-    }
-
-/* Note: the portable kernel computes a*b + acc as two roundings (no FMA contraction is forced);
- * GCC may contract it to an FMA on targets that have one (-ffp-contract=fast is GCC's default
- * for GNU C). Either is within the usual GEMM error. */
-PORTABLE_KERNEL(ukr_s_portable, float, tgl_v4f, 4, P_S_MR, P_S_NR)
-PORTABLE_KERNEL(ukr_d_portable, double, tgl_v2d, 2, P_D_MR, P_D_NR)
-
-#if TGL_X86
-#include "gemm_x86_kernels.h" /* AVX-512 and AVX2 micro-kernels */
-#endif /* TGL_X86 */
-
-/* ========================================================================================== */
-/* Packing                                                                                     */
-/* ========================================================================================== */
-/* pack_a(ta, mc, kc, a, lda, ap, MR): the A block op(A)[0:mc, 0:kc], where
- *   op(A)(i, p) = ta ? a[p*lda + i] : a[i*lda + p],
- * goes to ap as micro-panels of MR rows: panel r (rows r*MR..) at ap + r*MR*kc, element (i, p)
- * at [p*MR + i]. Rows past mc in the last panel are not written (the kernel does not read them).
- *
- * pack_b(tb, kc, nc, b, ldb, bp, NR): the B block op(B)[0:kc, 0:nc], where
- *   op(B)(p, j) = tb ? b[j*ldb + p] : b[p*ldb + j],
- * goes to bp as micro-panels of NR columns: panel s at bp + s*NR*kc, element (p, j) at
- * [p*NR + j], zero-padded to NR columns. */
-typedef void (*pack_s_t)(int, int64_t, int64_t, const float *, int64_t, float *, int);
-typedef void (*pack_d_t)(int, int64_t, int64_t, const double *, int64_t, double *, int);
-
-/* Plain C packing, for any MR / NR (used by the portable and AVX2 paths). */
-#define DEFINE_PACK_GENERIC(T, PFX)                                                            \
-    static void PFX##_pack_a_generic(int ta, int64_t mc, int64_t kc, const T *a, int64_t lda,  \
-                                     T *ap, int MR) {                                          \
-        for (int64_t ir = 0; ir < mc; ir += MR) {                                              \
-            int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                                       \
-            T *dst = ap + ir * kc;                                                             \
-            if (ta) {                                                                          \
-                for (int64_t p = 0; p < kc; p++) {                                             \
-                    const T *src = a + p * lda + ir;                                           \
-                    for (int i = 0; i < mr; i++) dst[p * MR + i] = src[i];                     \
-                }                                                                              \
-            } else {                                                                           \
-                for (int i = 0; i < mr; i++) {                                                 \
-                    const T *src = a + (ir + i) * lda;                                         \
-                    for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = src[p];                 \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-    static void PFX##_pack_b_generic(int tb, int64_t kc, int64_t nc, const T *b, int64_t ldb,  \
-                                     T *bp, int NR) {                                          \
-        for (int64_t jr = 0; jr < nc; jr += NR) {                                              \
-            int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                                       \
-            T *dst = bp + jr * kc;                                                             \
-            if (!tb) {                                                                         \
-                for (int64_t p = 0; p < kc; p++) {                                             \
-                    const T *src = b + p * ldb + jr;                                           \
-                    T *d = dst + p * NR;                                                       \
-                    int j = 0;                                                                 \
-                    for (; j < nr; j++) d[j] = src[j];                                         \
-                    for (; j < NR; j++) d[j] = 0;                                              \
-                }                                                                              \
-            } else {                                                                           \
-                for (int j = 0; j < nr; j++) {                                                 \
-                    const T *src = b + (jr + j) * ldb;                                         \
-                    for (int64_t p = 0; p < kc; p++) dst[p * NR + j] = src[p];                 \
-                }                                                                              \
-                if (nr < NR)                                                                   \
-                    for (int64_t p = 0; p < kc; p++)                                           \
-                        for (int j = nr; j < NR; j++) dst[p * NR + j] = 0;                     \
-            }                                                                                  \
-        }                                                                                      \
-    }
-
-DEFINE_PACK_GENERIC(float, s)
-DEFINE_PACK_GENERIC(double, d)
-
-#if TGL_X86
-#include "gemm_x86_pack.h" /* AVX-512 packing */
-#endif /* TGL_X86 */
-
 /* ========================================================================================== */
 /* Paths and run-time dispatch                                                                 */
 /* ========================================================================================== */
-
-struct spath { int mr, nr; int64_t mc, kc, nc; ukr_s_t ukr; pack_s_t pack_a, pack_b; int direct_a, vl; ukr_s_t wide; };
-struct dpath { int mr, nr; int64_t mc, kc, nc; ukr_d_t ukr; pack_d_t pack_a, pack_b; int direct_a, vl; ukr_d_t wide; };
-
-/* index = path code: 0 portable, 1 AVX2+FMA, 2 AVX-512F */
-static const struct spath g_spaths[3] = {
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
-#if TGL_X86
-    {A2_S_MR, A2_S_NR, 2052, 384, 768, ukr_s_avx2, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
-    {A512_S_MR, A512_S_NR, 2058, 384, 512, ukr_s512, s512_pack_a, s512_pack_b, 1, 16, ukr_s512w},
-#else
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
-    {P_S_MR, P_S_NR, 2052, 256, 1024, ukr_s_portable, s_pack_a_generic, s_pack_b_generic, 0, 0, NULL},
-#endif
-};
-static const struct dpath g_dpaths[3] = {
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
-#if TGL_X86
-    {A2_D_MR, A2_D_NR, 2052, 256, 512, ukr_d_avx2, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
-    {A512_D_MR, A512_D_NR, 2058, 192, 512, ukr_d512, d512_pack_a, d512_pack_b, 1, 8, ukr_d512w},
-#else
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
-    {P_D_MR, P_D_NR, 2052, 256, 512, ukr_d_portable, d_pack_a_generic, d_pack_b_generic, 0, 0, NULL},
-#endif
-};
-
 static int g_force_portable = 0;
 static int g_cpu_path = -1; /* detected on first use (every thread would find the same) */
 
@@ -517,256 +329,153 @@ static int64_t c_head(int vl, size_t size, const void *c, int64_t ldc, int64_t n
 }
 
 /* ========================================================================================== */
-/* Packing and the blocked driver, once per element type                                       */
+/* The kernels, packing and driver, once per element type                                      */
 /* ========================================================================================== */
+/* Each body below is written once, in terms of T (the type C and the packed panels have), TA
+ * (the type of A and B in memory; = T here) and SFX (the suffix of every name it defines:
+ * TGL_FN(gemm_seq) is gemm_seq_f32 for float), and included once per type, as softmax.c does
+ * with softmax_impl.h. The per-type names they use (tile sizes below, vector operations in
+ * gemm_x86_simd.h) are spelled with the same suffix. */
+#define TGL_PASTE2(a, b) a##_##b
+#define TGL_PASTE(a, b) TGL_PASTE2(a, b)
+#define TGL_FN(name) TGL_PASTE(name, SFX)
 
-#define DEFINE_GEMM(T, PFX, PATHS, PATHTYPE)                                                   \
-                                                                                               \
-    /* C := beta*C (the whole product when k == 0 or alpha == 0). */                           \
-    static void PFX##_scale_c(int64_t m, int64_t n, T beta, T *c, int64_t ldc) {               \
-        for (int64_t i = 0; i < m; i++) {                                                      \
-            T *row = c + i * ldc;                                                              \
-            if (beta == (T)0)                                                                  \
-                memset(row, 0, (size_t)n * sizeof(T));                                         \
-            else if (beta != (T)1)                                                             \
-                for (int64_t j = 0; j < n; j++) row[j] *= beta;                                \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    /* The sequential blocked algorithm (see the comment at the top). m, n, k >= 1. */         \
-    static void PFX##_gemm_seq(const PATHTYPE *P, int ta, int tb, int64_t m, int64_t n,        \
-                               int64_t k, T alpha, const T *A, int64_t lda, const T *B,        \
-                               int64_t ldb, T beta, T *C, int64_t ldc) {                       \
-        const int MR = P->mr, NR = P->nr;                                                      \
-        /* Read A or B in place when packing would not pay (see "Small problems" above). */    \
-        const int direct_b =                                                                   \
-            !tb && (m <= (int64_t)MR * DIRECT_B_MAX_M_PANELS ||                                \
-                    ((double)k * (double)n * sizeof(T) <= DIRECT_B_MAX_BYTES &&                \
-                     (ldb * (int64_t)sizeof(T)) % 4096 != 0));                                 \
-        const int direct_a = P->direct_a && !ta && lda > 0 &&                                  \
-                             (double)m * (double)k * sizeof(T) <= DIRECT_A_MAX_BYTES &&        \
-                             (lda * (int64_t)sizeof(T)) % 4096 != 0;                           \
-        /* Block sizes: as many blocks as the limits P->mc/kc/nc require, then equal-sized     \
-         * (so k = KC + 1 gives two blocks of about KC/2, not KC and 1). */                    \
-        const int64_t MC = balanced_block(m, P->mc, MR);                                       \
-        const int64_t KC = balanced_block(k, P->kc, 1);                                        \
-        const int64_t NC = direct_b ? n : balanced_block(n, P->nc, NR);                        \
-        int64_t head = c_head(P->vl, sizeof(T), C, ldc, n, KC);                                \
-        /* ...but not at the price of misaligning B read in place when it is aligned: a tile   \
-         * loads kc*NR/VL vectors of B and stores only mr*NR/VL of C. */                       \
-        if (head && direct_b && ((uintptr_t)B & 63) == 0 &&                                    \
-            ((uint64_t)ldb * sizeof(T)) % 64 == 0)                                             \
-            head = 0;                                                                          \
-        /* A block (MC rounded up to MR rows) + B block (NC rounded up to NR columns, or one   \
-         * edge panel when B is read in place). */                                             \
-        size_t a_elems = direct_a ? 0 : (size_t)((MC + MR - 1) / MR * MR) * (size_t)KC;        \
-        size_t b_elems = direct_b ? (size_t)NR * (size_t)KC                                    \
-                                  : (size_t)((NC + NR - 1) / NR * NR) * (size_t)KC;            \
-        if (head) b_elems += (size_t)NR * (size_t)KC; /* + the head panel */                   \
-        a_elems = (a_elems + 15) & ~(size_t)15; /* keep the B block 64-byte aligned */         \
-        T *ap = (T *)get_buffer((a_elems + b_elems) * sizeof(T));                              \
-        if (!ap) { /* out of memory: still give the right answer */                            \
-            PFX##_gemm_naive_impl(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);       \
-            return;                                                                            \
-        }                                                                                      \
-        T *bp = ap + a_elems;                                                                  \
-        for (int64_t ic = 0; ic < m; ic += MC) {                  /* loop 1 */                 \
-            int64_t mc = TGL_MIN(MC, m - ic);                                                  \
-            for (int64_t pc = 0; pc < k; pc += KC) {              /* loop 2 */                 \
-                int64_t kc = TGL_MIN(KC, k - pc);                                              \
-                T beta_eff = pc == 0 ? beta : (T)1;                                            \
-                const T *asrc = ta ? A + pc * lda + ic : A + ic * lda + pc;                    \
-                if (!direct_a) P->pack_a(ta, mc, kc, asrc, lda, ap, MR);                       \
-                for (int64_t jc = 0; jc < n; jc += NC) {          /* loop 3 */                 \
-                    int64_t nc = TGL_MIN(NC, n - jc);                                          \
-                    const T *bsrc = tb ? B + jc * ldb + pc : B + pc * ldb + jc;                \
-                    /* the head columns (C alignment), always packed, in the last panel */     \
-                    const int64_t h = TGL_MIN(head, nc);                                       \
-                    T *bhead = bp + b_elems - (size_t)NR * (size_t)KC;                         \
-                    if (h) {                                                                   \
-                        P->pack_b(tb, kc, h, bsrc, ldb, bhead, NR);                            \
-                        bsrc += tb ? h * ldb : h;                                              \
-                        nc -= h;                                                               \
-                    }                                                                          \
-                    int64_t nfull = 0; /* columns read in place */                             \
-                    if (direct_b) {                                                            \
-                        nfull = nc / NR * NR;                                                  \
-                        if (nfull < nc) /* the ragged right edge is packed (zero-padded) */    \
-                            P->pack_b(0, kc, nc - nfull, bsrc + nfull, ldb, bp, NR);           \
-                    } else {                                                                   \
-                        P->pack_b(tb, kc, nc, bsrc, ldb, bp, NR);                              \
-                    }                                                                          \
-                    T *cblk = C + ic * ldc + jc + h;                                           \
-                    for (int64_t ir = 0; ir < mc; ir += MR) {     /* loop 4 */                 \
-                        int mr = (int)TGL_MIN((int64_t)MR, mc - ir);                           \
-                        const T *apan = direct_a ? asrc + ir * lda : ap + ir * kc;             \
-                        int64_t rsa = direct_a ? lda : 0;                                      \
-                        T *crow = cblk + ir * ldc;                                             \
-                        if (h)                                                                 \
-                            P->ukr(kc, apan, rsa, bhead, NR, crow - h, ldc, alpha, beta_eff,   \
-                                   mr, (int)h);                                                \
-                        int64_t jr = 0;                                                        \
-                        if (P->wide && direct_b) { /* wide tiles: two 7-row halves */          \
-                            const int64_t nw = nfull / (2 * NR) * (2 * NR);                    \
-                            for (int half = 0; half < 2; half++) {                             \
-                                int r0 = half * (MR / 2);                                      \
-                                int mrh = TGL_MIN(mr - r0, MR / 2);                            \
-                                if (mrh <= 0) break;                                           \
-                                const T *ah = direct_a ? apan + r0 * lda : apan + r0;          \
-                                for (jr = 0; jr < nw; jr += 2 * NR)                            \
-                                    P->wide(kc, ah, rsa, bsrc + jr, ldb, crow + r0 * ldc + jr, \
-                                            ldc, alpha, beta_eff, mrh, 2 * NR);                \
-                            }                                                                  \
-                            jr = nw;                                                           \
-                        }                                                                      \
-                        for (; jr < nc; jr += NR) { /* loop 5 */                               \
-                            int nr = (int)TGL_MIN((int64_t)NR, nc - jr);                       \
-                            if (jr < nfull)                                                    \
-                                P->ukr(kc, apan, rsa, bsrc + jr, ldb, crow + jr, ldc, alpha,   \
-                                       beta_eff, mr, nr);                                      \
-                            else                                                               \
-                                P->ukr(kc, apan, rsa, direct_b ? bp : bp + jr * kc, NR,        \
-                                       crow + jr, ldc, alpha, beta_eff, mr, nr);               \
-                        }                                                                      \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    /* One product with up to nt threads (no nesting: each thread runs _gemm_seq). */          \
-    static void PFX##_gemm_mt(int ta, int tb, int64_t m, int64_t n, int64_t k, T alpha,        \
-                              const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C,  \
-                              int64_t ldc, int nt) {                                           \
-        if (m <= 0 || n <= 0) return;                                                          \
-        if (k <= 0 || alpha == (T)0) {                                                         \
-            PFX##_scale_c(m, n, beta, C, ldc);                                                 \
-            return;                                                                            \
-        }                                                                                      \
-        const PATHTYPE *P = &PATHS[tgl_gemm_path()];                                           \
-        nt = threads_for(2.0 * (double)m * (double)n * (double)k, nt);                         \
-        if (nt <= 1) {                                                                         \
-            PFX##_gemm_seq(P, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);           \
-            return;                                                                            \
-        }                                                                                      \
-        int tm, tn;                                                                            \
-        thread_grid(m, n, P->mr, P->nr, nt, &tm, &tn);                                         \
-        int64_t mt = (m + P->mr - 1) / P->mr, ntl = (n + P->nr - 1) / P->nr;                   \
-        PFX##_parallel_grid(P, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, tm, tn,   \
-                            mt, ntl);                                                          \
-    }
+/* Micro-tiles, MR rows x NR columns, of each path and type (sizes: see the top comment). */
+#define PORT_MR_f32 6
+#define PORT_NR_f32 8
+#define PORT_MR_f64 6
+#define PORT_NR_f64 4
+#define AVX2_MR_f32 6
+#define AVX2_NR_f32 16
+#define AVX2_MR_f64 6
+#define AVX2_NR_f64 8
+#define A512_MR_f32 14
+#define A512_NR_f32 32
+#define A512_MR_f64 14
+#define A512_NR_f64 16
 
-/* The OpenMP region lives in its own small function per type (kept out of the macro so the
- * pragma is easy to read). */
-#define DEFINE_PARALLEL_GRID(T, PFX, PATHTYPE)                                                 \
-    static void PFX##_parallel_grid(const PATHTYPE *P, int ta, int tb, int64_t m, int64_t n,   \
-                                    int64_t k, T alpha, const T *A, int64_t lda, const T *B,   \
-                                    int64_t ldb, T beta, T *C, int64_t ldc, int tm, int tn,    \
-                                    int64_t mt, int64_t ntl) {                                 \
-        int nthreads = tm * tn;                                                                \
-        (void)nthreads;                                                                        \
-        TGL_OMP("omp parallel for num_threads(nthreads) schedule(static, 1)")                  \
-        for (int t = 0; t < tm * tn; t++) {                                                    \
-            int ti = t / tn, tj = t % tn;                                                      \
-            int64_t i0 = mt * ti / tm * P->mr, i1 = TGL_MIN(m, mt * (ti + 1) / tm * P->mr);    \
-            int64_t j0 = ntl * tj / tn * P->nr, j1 = TGL_MIN(n, ntl * (tj + 1) / tn * P->nr);  \
-            if (i0 >= i1 || j0 >= j1) continue;                                                \
-            PFX##_gemm_seq(P, ta, tb, i1 - i0, j1 - j0, k, alpha,                              \
-                           ta ? A + i0 : A + i0 * lda, lda, tb ? B + j0 * ldb : B + j0, ldb,   \
-                           beta, C + i0 * ldc + j0, ldc);                                      \
-        }                                                                                      \
-    }
+/* The portable kernel's 16-byte vectors (GCC/Clang vector extensions). */
+typedef float vport_f32 __attribute__((vector_size(16)));
+typedef double vport_f64 __attribute__((vector_size(16)));
 
-/* The naive loop under a name the macros can reach (used if a buffer cannot be allocated). */
-static void s_gemm_naive_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-                              const float *a, int64_t lda, const float *b, int64_t ldb,
-                              float beta, float *c, int64_t ldc) {
-    tgl_sgemm_naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-static void d_gemm_naive_impl(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
-                              const double *a, int64_t lda, const double *b, int64_t ldb,
-                              double beta, double *c, int64_t ldc) {
-    tgl_dgemm_naive(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+/* A and B elements as the panels hold them: the same type for float and double. */
+static inline float widen_f32(float x) { return x; }
+static inline double widen_f64(double x) { return x; }
 
-static void s_gemm_seq(const struct spath *, int, int, int64_t, int64_t, int64_t, float,
-                       const float *, int64_t, const float *, int64_t, float, float *, int64_t);
-static void d_gemm_seq(const struct dpath *, int, int, int64_t, int64_t, int64_t, double,
-                       const double *, int64_t, const double *, int64_t, double, double *,
-                       int64_t);
-DEFINE_PARALLEL_GRID(float, s, struct spath)
-DEFINE_PARALLEL_GRID(double, d, struct dpath)
-DEFINE_GEMM(float, s, g_spaths, struct spath)
-DEFINE_GEMM(double, d, g_dpaths, struct dpath)
+/* How many paths each type has, which one runs, and whether its driver may read A and B in
+ * place (only when the panels have their type). */
+#define NPATHS_f32 3
+#define NPATHS_f64 3
+#define path_code_f32 tgl_gemm_path
+#define path_code_f64 tgl_gemm_path
+#define READS_IN_PLACE_f32 1
+#define READS_IN_PLACE_f64 1
+
+#if TGL_X86
+#include "gemm_x86_simd.h" /* the vector operations, by type */
+#define maskz_load_widen512_f32 _mm512_maskz_loadu_ps
+#define maskz_load_widen512_f64 _mm512_maskz_loadu_pd
+#endif
+
+/* ------------------------------------------------------------------------- float (f32) */
+#define T float
+#define TA float
+#define SFX f32
+#include "gemm_kernels.h" /* portable and AVX2 micro-kernels */
+#include "gemm_pack.h"    /* plain packing */
+#if TGL_X86
+#include "gemm_x86_kernels.h" /* AVX-512 micro-kernel */
+#include "gemm_x86_pack.h"    /* AVX-512 packing */
+#endif
+#include "gemm_impl.h" /* reference loop, blocked driver, threads, batched */
+
+/* index = path code: 0 portable, 1 AVX2+FMA, 2 AVX-512F */
+static const struct path_f32 paths_f32[3] = {
+    {PORT_MR_f32, PORT_NR_f32, 2052, 256, 1024, ukr_portable_f32, pack_a_generic_f32, pack_b_generic_f32, 0, 0, NULL},
+#if TGL_X86
+    {AVX2_MR_f32, AVX2_NR_f32, 2052, 384, 768, ukr_avx2_f32, pack_a_generic_f32, pack_b_generic_f32, 0, 0, NULL},
+    {A512_MR_f32, A512_NR_f32, 2058, 384, 512, ukr512_f32, pack_a512_f32, pack_b512_f32, 1, 16, ukr512w_f32},
+#else
+    {PORT_MR_f32, PORT_NR_f32, 2052, 256, 1024, ukr_portable_f32, pack_a_generic_f32, pack_b_generic_f32, 0, 0, NULL},
+    {PORT_MR_f32, PORT_NR_f32, 2052, 256, 1024, ukr_portable_f32, pack_a_generic_f32, pack_b_generic_f32, 0, 0, NULL},
+#endif
+};
+#undef T
+#undef TA
+#undef SFX
+
+/* ------------------------------------------------------------------------ double (f64) */
+#define T double
+#define TA double
+#define SFX f64
+#include "gemm_kernels.h"
+#include "gemm_pack.h"
+#if TGL_X86
+#include "gemm_x86_kernels.h"
+#include "gemm_x86_pack.h"
+#endif
+#include "gemm_impl.h"
+
+static const struct path_f64 paths_f64[3] = {
+    {PORT_MR_f64, PORT_NR_f64, 2052, 256, 512, ukr_portable_f64, pack_a_generic_f64, pack_b_generic_f64, 0, 0, NULL},
+#if TGL_X86
+    {AVX2_MR_f64, AVX2_NR_f64, 2052, 256, 512, ukr_avx2_f64, pack_a_generic_f64, pack_b_generic_f64, 0, 0, NULL},
+    {A512_MR_f64, A512_NR_f64, 2058, 192, 512, ukr512_f64, pack_a512_f64, pack_b512_f64, 1, 8, ukr512w_f64},
+#else
+    {PORT_MR_f64, PORT_NR_f64, 2052, 256, 512, ukr_portable_f64, pack_a_generic_f64, pack_b_generic_f64, 0, 0, NULL},
+    {PORT_MR_f64, PORT_NR_f64, 2052, 256, 512, ukr_portable_f64, pack_a_generic_f64, pack_b_generic_f64, 0, 0, NULL},
+#endif
+};
+#undef T
+#undef TA
+#undef SFX
+
+/* ------------------------------------------------- bfloat16 and float16 inputs, float C */
+#include "gemm_lowp.h"
 
 /* ========================================================================================== */
 /* Public entry points                                                                         */
 /* ========================================================================================== */
 
+void tgl_sgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc) {
+    gemm_naive_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void tgl_dgemm_naive(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                     double *c, int64_t ldc) {
+    gemm_naive_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void tgl_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc, int num_threads) {
-    s_gemm_mt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-              resolve_threads(num_threads));
+    gemm_mt_f32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                resolve_threads(num_threads));
 }
 
 void tgl_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c,
                int64_t ldc, int num_threads) {
-    d_gemm_mt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-              resolve_threads(num_threads));
+    gemm_mt_f64(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                resolve_threads(num_threads));
 }
 
-/* Batched: either the batch entries are spread over the threads (each product sequential), or
- * the products run one after another with the threads inside each; never both (no nested
- * parallel regions). A broadcast B (stride_b == 0) with contiguous, untransposed A and C
- * stacks turns into one tall product. */
-#define DEFINE_BATCHED(T, PFX, PATHS)                                                          \
-    static void PFX##_gemm_batched(int ta, int tb, int64_t batch, int64_t m, int64_t n,        \
-                                   int64_t k, T alpha, const T *a, int64_t lda, int64_t sa,    \
-                                   const T *b, int64_t ldb, int64_t sb, T beta, T *c,          \
-                                   int64_t ldc, int64_t sc, int num_threads) {                 \
-        if (batch <= 0 || m <= 0 || n <= 0) return;                                            \
-        int nt = resolve_threads(num_threads);                                                 \
-        if (batch == 1) {                                                                      \
-            PFX##_gemm_mt(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nt);           \
-            return;                                                                            \
-        }                                                                                      \
-        if (sb == 0 && !ta && sa == m * lda && sc == m * ldc) {                                \
-            PFX##_gemm_mt(ta, tb, batch * m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nt);   \
-            return;                                                                            \
-        }                                                                                      \
-        double flops = 2.0 * (double)m * (double)n * (double)(k > 0 ? k : 1);                  \
-        int ntb = threads_for(flops * (double)batch, nt);                                      \
-        /* Over the batch when it divides evenly or is long enough to balance, and the output  \
-         * matrices are distinct (sc == 0 would make threads race on one C). */                \
-        if (ntb > 1 && sc != 0 && (batch % ntb == 0 || batch >= 4 * ntb)) {                    \
-            TGL_OMP("omp parallel for num_threads(ntb) schedule(static)")                     \
-            for (int64_t i = 0; i < batch; i++)                                                \
-                PFX##_gemm_mt(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,  \
-                              c + i * sc, ldc, 1);                                             \
-            return;                                                                            \
-        }                                                                                      \
-        for (int64_t i = 0; i < batch; i++)                                                    \
-            PFX##_gemm_mt(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,      \
-                          c + i * sc, ldc, nt);                                                \
-    }
-
-DEFINE_BATCHED(float, s, g_spaths)
-DEFINE_BATCHED(double, d, g_dpaths)
-
+/* Batched: see gemm_batched in gemm_impl.h. */
 void tgl_sgemm_batched(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
                        float alpha, const float *a, int64_t lda, int64_t stride_a,
                        const float *b, int64_t ldb, int64_t stride_b, float beta, float *c,
                        int64_t ldc, int64_t stride_c, int num_threads) {
-    s_gemm_batched(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
-                   beta, c, ldc, stride_c, num_threads);
+    gemm_batched_f32(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                     beta, c, ldc, stride_c, num_threads);
 }
 
 void tgl_dgemm_batched(int trans_a, int trans_b, int64_t batch, int64_t m, int64_t n, int64_t k,
                        double alpha, const double *a, int64_t lda, int64_t stride_a,
                        const double *b, int64_t ldb, int64_t stride_b, double beta, double *c,
                        int64_t ldc, int64_t stride_c, int num_threads) {
-    d_gemm_batched(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
-                   beta, c, ldc, stride_c, num_threads);
+    gemm_batched_f64(trans_a, trans_b, batch, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                     beta, c, ldc, stride_c, num_threads);
 }

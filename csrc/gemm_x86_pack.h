@@ -1,190 +1,76 @@
-/* The x86 packing routines for the AVX-512 tiles (gemm.c's "Packing" section says what pack_a and
- * pack_b produce; the generic C versions there are the reference). Included once by gemm.c,
- * inside #if TGL_X86. */
-/* AVX-512 packing for the 14 x 32 (float) and 14 x 16 (double) tiles. Copies along contiguous
- * memory are (masked) vector loads/stores. The transposing cases (untransposed A: the panel
- * is read row by row but stored column by column; transposed B likewise) load a 16 x 16
- * (float) or 8 x 8 (double) block, transpose it in registers with unpack/shuffle instructions
- * and store the columns: about 4 shuffles per 16 floats, instead of one scalar store each. */
+/* The AVX-512 GEMM packing for the 14 x 2-vector tiles, written once per element type: gemm.c
+ * includes this file once per type with TA, T and SFX set (as for gemm_pack.h, whose plain
+ * loops are the reference these are tested against), inside #if TGL_X86. The vector
+ * operations come from gemm_x86_simd.h; MASKZ_LOAD_WIDEN512 loads up to VL elements of TA and
+ * returns them as a vector of T (a plain masked load for float and double).
+ *
+ * Copies along contiguous memory are (masked) vector loads/stores. The transposing cases
+ * (untransposed A: the panel is read row by row but stored column by column; transposed B
+ * likewise) load a VL x VL block, transpose it in registers and store the columns. */
+#define TARGET512 TGL_FN(target512) /* avx512f, plus what the widening load needs */
+#define VL512 TGL_FN(vl512)
+#define V512 TGL_FN(v512)
+#define MASK512 TGL_FN(mask512)
+#define MASKZ_LOAD_WIDEN512 TGL_FN(maskz_load_widen512)
+#define STORE512 TGL_FN(store512)
+#define MASK_STOREU512 TGL_FN(mask_storeu512)
+#define SETZERO512 TGL_FN(setzero512)
+#define MR512 TGL_FN(A512_MR)
+#define NR512 TGL_FN(A512_NR)
+/* vectors per packed row of A (MR values) and of B (NR values) */
+#define NVA512 ((MR512 + VL512 - 1) / VL512)
 
-/* In-register transpose of r[0..15] (rows) into r[0..15] (columns). */
-static TGL_ALWAYS_INLINE T512 void tr16x16_ps(__m512 r[16]) {
-    __m512 t[16], s[16];
-#pragma GCC unroll 8
-    for (int q = 0; q < 8; q++) {
-        t[2 * q] = _mm512_unpacklo_ps(r[2 * q], r[2 * q + 1]);
-        t[2 * q + 1] = _mm512_unpackhi_ps(r[2 * q], r[2 * q + 1]);
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
-        s[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        s[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        s[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        s[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* s[4q + c] holds, for rows 4q..4q+3, columns c, c+4, c+8, c+12 in its four 128-bit lanes */
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88);
-        __m512 v0 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88);
-        __m512 u1 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xdd);
-        __m512 v1 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xdd);
-        r[c] = _mm512_shuffle_f32x4(u0, v0, 0x88);
-        r[c + 8] = _mm512_shuffle_f32x4(u0, v0, 0xdd);
-        r[c + 4] = _mm512_shuffle_f32x4(u1, v1, 0x88);
-        r[c + 12] = _mm512_shuffle_f32x4(u1, v1, 0xdd);
-    }
+/* The first n lanes (all for n >= VL, none for n <= 0). */
+static TGL_ALWAYS_INLINE MASK512 TGL_FN(lanes512)(int64_t n) {
+    return n >= VL512 ? (MASK512)~0u : n <= 0 ? (MASK512)0 : (MASK512)((1u << n) - 1u);
 }
 
-/* In-register transpose of r[0..7] (rows of 8 doubles) into columns. */
-static TGL_ALWAYS_INLINE T512 void tr8x8_pd(__m512d r[8]) {
-    __m512d t[8], u[8];
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
-        t[2 * q] = _mm512_unpacklo_pd(r[2 * q], r[2 * q + 1]);
-        t[2 * q + 1] = _mm512_unpackhi_pd(r[2 * q], r[2 * q + 1]);
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        u[4 * h + 0] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);
-        u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);
-        u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);
-        u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        r[c] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0x88);
-        r[c + 4] = _mm512_shuffle_f64x2(u[c], u[4 + c], 0xdd);
-    }
-}
-
-static TGL_ALWAYS_INLINE __mmask16 mask16(int64_t n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-static TGL_ALWAYS_INLINE __mmask8 mask8(int64_t n) {
-    return n >= 8 ? (__mmask8)0xFF : n <= 0 ? (__mmask8)0 : (__mmask8)((1u << n) - 1u);
-}
-
-/* rows x 16 block of a row-major matrix (row stride ld, `cols` valid columns), transposed:
+/* rows x VL block of a row-major matrix (row stride ld, valid columns in colmask), transposed:
  * out[q] = column q (lane i = row i; rows >= `rows` are zero). */
-static TGL_ALWAYS_INLINE T512 void load_tr16_ps(const float *src, int64_t ld, int rows,
-                                                 __mmask16 colmask, __m512 out[16]) {
+static TGL_ALWAYS_INLINE TARGET512 void TGL_FN(load_transposed512)(const TA *src, int64_t ld,
+                                                              int rows, MASK512 colmask,
+                                                              V512 out[VL512]) {
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++)
-        out[i] = i < rows ? _mm512_maskz_loadu_ps(colmask, src + i * ld) : _mm512_setzero_ps();
-    tr16x16_ps(out);
-}
-static TGL_ALWAYS_INLINE T512 void load_tr8_pd(const double *src, int64_t ld, int rows,
-                                                __mmask8 colmask, __m512d out[8]) {
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        out[i] = i < rows ? _mm512_maskz_loadu_pd(colmask, src + i * ld) : _mm512_setzero_pd();
-    tr8x8_pd(out);
+    for (int i = 0; i < VL512; i++)
+        out[i] = i < rows ? MASKZ_LOAD_WIDEN512(colmask, src + i * ld) : SETZERO512();
+    TGL_FN(transpose512)(out);
 }
 
-static T512 void s512_pack_a(int ta, int64_t mc, int64_t kc, const float *a, int64_t lda,
-                             float *ap, int MR) {
+static TARGET512 void TGL_FN(pack_a512)(int ta, int64_t mc, int64_t kc, const TA *a, int64_t lda,
+                                   T *ap, int MR) {
     (void)MR;
-    for (int64_t ir = 0; ir < mc; ir += A512_S_MR) {
-        int mr = (int)TGL_MIN((int64_t)A512_S_MR, mc - ir);
-        __mmask16 mm = mask16(mr);
-        float *dst = ap + ir * kc;
-        if (ta) {
-            const float *src = a + ir;
-            for (int64_t p = 0; p < kc; p++)
-                _mm512_mask_storeu_ps(dst + p * A512_S_MR, mm,
-                                      _mm512_maskz_loadu_ps(mm, src + p * lda));
-        } else {
-            const float *src = a + ir * lda;
-            for (int64_t p0 = 0; p0 < kc; p0 += 16) {
-                int pn = (int)TGL_MIN((int64_t)16, kc - p0);
-                __m512 col[16];
-                load_tr16_ps(src + p0, lda, mr, mask16(pn), col);
-                float *d = dst + p0 * A512_S_MR;
-                if (pn == 16) {
-#pragma GCC unroll 16
-                    for (int q = 0; q < 16; q++)
-                        _mm512_mask_storeu_ps(d + q * A512_S_MR, mm, col[q]);
-                } else {
-                    for (int q = 0; q < pn; q++)
-                        _mm512_mask_storeu_ps(d + q * A512_S_MR, mm, col[q]);
+    for (int64_t ir = 0; ir < mc; ir += MR512) {
+        int mr = (int)TGL_MIN((int64_t)MR512, mc - ir);
+        T *dst = ap + ir * kc;
+        if (ta) { /* a column of op(A) is contiguous: NVA512 masked copies per p */
+            const TA *src = a + ir;
+            for (int64_t p = 0; p < kc; p++) {
+                T *d = dst + p * MR512;
+                const TA *s = src + p * lda;
+#pragma GCC unroll 2
+                for (int h = 0; h < NVA512; h++) {
+                    MASK512 mh = TGL_FN(lanes512)(mr - VL512 * h);
+                    if (h == 0 || mh)
+                        MASK_STOREU512(d + VL512 * h, mh,
+                                       MASKZ_LOAD_WIDEN512(mh, s + VL512 * h));
                 }
             }
-        }
-    }
-}
-
-static T512 void s512_pack_b(int tb, int64_t kc, int64_t nc, const float *b, int64_t ldb,
-                             float *bp, int NR) {
-    (void)NR;
-    for (int64_t jr = 0; jr < nc; jr += A512_S_NR) {
-        int nr = (int)TGL_MIN((int64_t)A512_S_NR, nc - jr);
-        float *dst = bp + jr * kc;
-        if (!tb) {
-            __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16);
-            const float *src = b + jr;
-            for (int64_t p = 0; p < kc; p++) {
-                _mm512_store_ps(dst + p * 32, _mm512_maskz_loadu_ps(m0, src + p * ldb));
-                _mm512_store_ps(dst + p * 32 + 16, _mm512_maskz_loadu_ps(m1, src + p * ldb + 16));
-            }
-        } else {
-            for (int h = 0; h < 2; h++) {
-                int rows = (int)TGL_MIN((int64_t)16, nr - 16 * h);
-                const float *src = b + (jr + 16 * h) * ldb;
-                for (int64_t p0 = 0; p0 < kc; p0 += 16) {
-                    int pn = (int)TGL_MIN((int64_t)16, kc - p0);
-                    float *d = dst + p0 * 32 + 16 * h;
-                    if (rows <= 0) {
-                        for (int q = 0; q < pn; q++) _mm512_store_ps(d + q * 32, _mm512_setzero_ps());
-                        continue;
-                    }
-                    __m512 col[16];
-                    load_tr16_ps(src + p0, ldb, rows, mask16(pn), col);
-                    if (pn == 16) {
-#pragma GCC unroll 16
-                        for (int q = 0; q < 16; q++) _mm512_store_ps(d + q * 32, col[q]);
-                    } else {
-                        for (int q = 0; q < pn; q++) _mm512_store_ps(d + q * 32, col[q]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-static T512 void d512_pack_a(int ta, int64_t mc, int64_t kc, const double *a, int64_t lda,
-                             double *ap, int MR) {
-    (void)MR;
-    for (int64_t ir = 0; ir < mc; ir += A512_D_MR) {
-        int mr = (int)TGL_MIN((int64_t)A512_D_MR, mc - ir);
-        __mmask8 m0 = mask8(mr), m1 = mask8(mr - 8);
-        double *dst = ap + ir * kc;
-        if (ta) {
-            const double *src = a + ir;
-            for (int64_t p = 0; p < kc; p++) {
-                double *d = dst + p * A512_D_MR;
-                const double *s = src + p * lda;
-                _mm512_mask_storeu_pd(d, m0, _mm512_maskz_loadu_pd(m0, s));
-                if (m1) _mm512_mask_storeu_pd(d + 8, m1, _mm512_maskz_loadu_pd(m1, s + 8));
-            }
-        } else {
-            for (int h = 0; h < 2; h++) {
-                int rows = mr - 8 * h;
+        } else { /* rows of op(A) are contiguous: transpose VL x VL blocks */
+            for (int h = 0; h < NVA512; h++) {
+                int rows = mr - VL512 * h;
                 if (rows <= 0) break;
-                __mmask8 mh = h ? m1 : m0;
-                const double *src = a + (ir + 8 * h) * lda;
-                for (int64_t p0 = 0; p0 < kc; p0 += 8) {
-                    int pn = (int)TGL_MIN((int64_t)8, kc - p0);
-                    __m512d col[8];
-                    load_tr8_pd(src + p0, lda, rows, mask8(pn), col);
-                    double *d = dst + p0 * A512_D_MR + 8 * h;
-                    if (pn == 8) {
-#pragma GCC unroll 8
-                        for (int q = 0; q < 8; q++) _mm512_mask_storeu_pd(d + q * A512_D_MR, mh, col[q]);
+                MASK512 mh = TGL_FN(lanes512)(rows);
+                const TA *src = a + (ir + VL512 * h) * lda;
+                for (int64_t p0 = 0; p0 < kc; p0 += VL512) {
+                    int pn = (int)TGL_MIN((int64_t)VL512, kc - p0);
+                    V512 col[VL512];
+                    TGL_FN(load_transposed512)(src + p0, lda, rows, TGL_FN(lanes512)(pn), col);
+                    T *d = dst + p0 * MR512 + VL512 * h;
+                    if (pn == VL512) {
+#pragma GCC unroll 16
+                        for (int q = 0; q < VL512; q++) MASK_STOREU512(d + q * MR512, mh, col[q]);
                     } else {
-                        for (int q = 0; q < pn; q++) _mm512_mask_storeu_pd(d + q * A512_D_MR, mh, col[q]);
+                        for (int q = 0; q < pn; q++) MASK_STOREU512(d + q * MR512, mh, col[q]);
                     }
                 }
             }
@@ -192,40 +78,53 @@ static T512 void d512_pack_a(int ta, int64_t mc, int64_t kc, const double *a, in
     }
 }
 
-static T512 void d512_pack_b(int tb, int64_t kc, int64_t nc, const double *b, int64_t ldb,
-                             double *bp, int NR) {
+static TARGET512 void TGL_FN(pack_b512)(int tb, int64_t kc, int64_t nc, const TA *b, int64_t ldb,
+                                   T *bp, int NR) {
     (void)NR;
-    for (int64_t jr = 0; jr < nc; jr += A512_D_NR) {
-        int nr = (int)TGL_MIN((int64_t)A512_D_NR, nc - jr);
-        double *dst = bp + jr * kc;
-        if (!tb) {
-            __mmask8 m0 = mask8(nr), m1 = mask8(nr - 8);
-            const double *src = b + jr;
+    for (int64_t jr = 0; jr < nc; jr += NR512) {
+        int nr = (int)TGL_MIN((int64_t)NR512, nc - jr);
+        T *dst = bp + jr * kc;
+        if (!tb) { /* rows of op(B) are contiguous: two (masked) vector copies per p */
+            MASK512 m0 = TGL_FN(lanes512)(nr), m1 = TGL_FN(lanes512)(nr - VL512);
+            const TA *src = b + jr;
             for (int64_t p = 0; p < kc; p++) {
-                _mm512_store_pd(dst + p * 16, _mm512_maskz_loadu_pd(m0, src + p * ldb));
-                _mm512_store_pd(dst + p * 16 + 8, _mm512_maskz_loadu_pd(m1, src + p * ldb + 8));
+                STORE512(dst + p * NR512, MASKZ_LOAD_WIDEN512(m0, src + p * ldb));
+                STORE512(dst + p * NR512 + VL512,
+                         MASKZ_LOAD_WIDEN512(m1, src + p * ldb + VL512));
             }
-        } else {
+        } else { /* columns of op(B) are contiguous: transpose VL x VL blocks */
             for (int h = 0; h < 2; h++) {
-                int rows = (int)TGL_MIN((int64_t)8, nr - 8 * h);
-                const double *src = b + (jr + 8 * h) * ldb;
-                for (int64_t p0 = 0; p0 < kc; p0 += 8) {
-                    int pn = (int)TGL_MIN((int64_t)8, kc - p0);
-                    double *d = dst + p0 * 16 + 8 * h;
+                int rows = (int)TGL_MIN((int64_t)VL512, nr - VL512 * h);
+                const TA *src = b + (jr + VL512 * h) * ldb;
+                for (int64_t p0 = 0; p0 < kc; p0 += VL512) {
+                    int pn = (int)TGL_MIN((int64_t)VL512, kc - p0);
+                    T *d = dst + p0 * NR512 + VL512 * h;
                     if (rows <= 0) {
-                        for (int q = 0; q < pn; q++) _mm512_store_pd(d + q * 16, _mm512_setzero_pd());
+                        for (int q = 0; q < pn; q++) STORE512(d + q * NR512, SETZERO512());
                         continue;
                     }
-                    __m512d col[8];
-                    load_tr8_pd(src + p0, ldb, rows, mask8(pn), col);
-                    if (pn == 8) {
-#pragma GCC unroll 8
-                        for (int q = 0; q < 8; q++) _mm512_store_pd(d + q * 16, col[q]);
+                    V512 col[VL512];
+                    TGL_FN(load_transposed512)(src + p0, ldb, rows, TGL_FN(lanes512)(pn), col);
+                    if (pn == VL512) {
+#pragma GCC unroll 16
+                        for (int q = 0; q < VL512; q++) STORE512(d + q * NR512, col[q]);
                     } else {
-                        for (int q = 0; q < pn; q++) _mm512_store_pd(d + q * 16, col[q]);
+                        for (int q = 0; q < pn; q++) STORE512(d + q * NR512, col[q]);
                     }
                 }
             }
         }
     }
 }
+
+#undef TARGET512
+#undef VL512
+#undef V512
+#undef MASK512
+#undef MASKZ_LOAD_WIDEN512
+#undef STORE512
+#undef MASK_STOREU512
+#undef SETZERO512
+#undef MR512
+#undef NR512
+#undef NVA512

@@ -227,7 +227,7 @@ KERNELS.update({n: KERNELS_NOT_FUZZED for n in [
     "set_num_threads", "force_portable_gemm", "gemm_path", "empty_cache", "naive_gemm",
     "reference_matmul", "reference_softmax", "reference_log_softmax",
     "reference_softmax_backward", "reference_log_softmax_backward", "reference_cross_entropy",
-    "reference_adam_step", "adam_step"]})
+    "reference_adam_step", "adam_step", "matmul_lowp", "reference_matmul_lowp"]})
 
 GROUPS = {  # group -> (the callables introspection finds, the table, where to find them)
     "tinygrad_lite": (public_top_level, TOP_LEVEL, tg),

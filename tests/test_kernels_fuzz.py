@@ -14,9 +14,10 @@ module's own reference_* function, run on the same values.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lite as tg
@@ -377,6 +378,55 @@ def test_linear_valid_and_anything(data):
         xx, ww, bb = reference_on(*arrays)
         ref = K.reference_matmul(xx, ww.T) + bb
     assert_matches(got, ref, arrays[0].dtype, scale=64 * max(1, fin))
+
+
+# -- matmul_lowp (bfloat16 / float16 inputs, float32 result) -----------------------------------
+
+LOWP = (np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16))
+
+
+@st.composite
+def lowp_operands(draw):
+    """a (batch..., m, k) and b (k, n) or (batch..., k, n) in one low-precision dtype, any
+    layout (a byte-swapped bfloat16 is no bfloat16 any more: NumPy makes it raw bytes)."""
+    m, k, n = (draw(st.one_of(st.integers(0, 6), st.sampled_from([17, 33]))) for _ in range(3))
+    batch = draw(shapes(0, 2))
+    dtype = draw(st.sampled_from(LOWP))
+    a = draw(laid_out(draw(values(batch + (m, k), dtype))))
+    b = draw(laid_out(draw(values(draw(st.sampled_from([batch, ()])) + (k, n), dtype))))
+    assume(a.dtype.kind == "f" or a.dtype == LOWP[0])
+    assume(b.dtype.kind == "f" or b.dtype == LOWP[0])
+    return a, b
+
+
+@settings(max_examples=80)
+@given(lowp_operands(), st.booleans())
+def test_matmul_lowp_valid_input_matches_reference(operands, with_bias):
+    a, b = operands
+    bias = np.linspace(-1, 1, b.shape[-1], dtype=np.float32) if with_bias else None
+    got = K.matmul_lowp(a, b, bias=bias)
+    with np.errstate(all="ignore"):
+        ref = K.reference_matmul_lowp(a, b, bias=bias)
+    assert_matches(got, ref, np.float32, scale=max(1, a.shape[-1]) * 64)
+
+
+@settings(max_examples=80)
+@given(st.data())
+def test_matmul_lowp_anything_is_right_or_a_clear_error(data):
+    a, b = data.draw(lowp_operands())
+    args = [a, b]
+    args[data.draw(st.integers(0, 1))] = data.draw(anything())
+    try:
+        got = K.matmul_lowp(*args)
+    except Exception as error:  # noqa: BLE001 - the property is about which errors
+        check_clear_error(error, "matmul_lowp")
+        return
+    x, y = args  # it returned: both were low-precision arrays of one dtype and fitting shapes
+    assert isinstance(x, np.ndarray) and isinstance(y, np.ndarray)
+    assert native(x.dtype) == native(y.dtype) and native(x.dtype) in LOWP
+    with np.errstate(all="ignore"):
+        ref = K.reference_matmul_lowp(x, y)
+    assert_matches(got, ref, np.float32, scale=64 * max(1, x.shape[-1]))
 
 
 # -- settings functions ------------------------------------------------------------------------

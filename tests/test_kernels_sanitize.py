@@ -1,7 +1,8 @@
 """The C kernels under AddressSanitizer + UndefinedBehaviorSanitizer (slow: skipped by default).
 
 Runs scripts/sanitize_kernels.sh, which builds an instrumented copy of the kernels (several
-minutes: gemm.c is large) and runs every other tests/test_kernels*.py test against it. Any
+minutes: gemm.c is large) and runs every other tests/test_kernels*.py test against it (the
+float32/float64 GEMM, the bfloat16/float16 one of test_kernels_lowp.py, softmax, Adam). Any
 out-of-bounds access, use-after-free or undefined behaviour in csrc/ fails this test with the
 sanitizer's report.
 

@@ -59,6 +59,7 @@ The modules, one concept each:
 * ``operands``  -- the input checks every kernel shares, and the pointers handed to C;
 * ``reference`` -- the NumPy reference implementations (the "numpy" backend);
 * ``matrix``    -- matmul (with its lean fast path for the common case), gemm and linear;
+* ``lowp``      -- matmul_lowp: bfloat16 / float16 inputs, float32 accumulation and output;
 * ``rowwise``   -- softmax, log_softmax, their backward passes and the fused cross-entropy;
 * ``adam``      -- the fused Adam / AdamW update.
 """
@@ -66,11 +67,12 @@ The modules, one concept each:
 from __future__ import annotations
 
 from .adam import adam_step
+from .lowp import matmul_lowp
 from .matrix import gemm, linear, matmul, naive_gemm
 from .memory import empty_cache
 from .reference import (reference_adam_step, reference_cross_entropy, reference_log_softmax,
-                        reference_log_softmax_backward, reference_matmul, reference_softmax,
-                        reference_softmax_backward)
+                        reference_log_softmax_backward, reference_matmul, reference_matmul_lowp,
+                        reference_softmax, reference_softmax_backward)
 from .rowwise import cross_entropy, log_softmax, log_softmax_backward, softmax, softmax_backward
 from .runtime import (c_available, force_portable_gemm, gemm_path, get_backend, get_num_threads,
                       set_backend, set_num_threads, use_backend)
@@ -78,10 +80,10 @@ from .runtime import (c_available, force_portable_gemm, gemm_path, get_backend, 
 __all__ = [
     "c_available", "get_backend", "set_backend", "use_backend", "get_num_threads",
     "set_num_threads", "force_portable_gemm", "gemm_path", "empty_cache",
-    "matmul", "gemm", "naive_gemm", "linear",
+    "matmul", "gemm", "naive_gemm", "linear", "matmul_lowp",
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy",
     "adam_step",
-    "reference_matmul", "reference_softmax", "reference_log_softmax",
+    "reference_matmul", "reference_matmul_lowp", "reference_softmax", "reference_log_softmax",
     "reference_softmax_backward", "reference_log_softmax_backward", "reference_cross_entropy",
     "reference_adam_step",
 ]

@@ -15,6 +15,23 @@ def reference_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def reference_matmul_lowp(a: np.ndarray, b: np.ndarray, *, bias=None, out=None,
+                          accumulate: bool = False) -> np.ndarray:
+    """``a @ b (+ bias)`` for bfloat16/float16 a and b, in float32: the inputs widened (exactly)
+    to float32 and multiplied by NumPy's float32 matmul; written into (or, with accumulate,
+    added onto) the float32 ``out`` when given."""
+    prod = np.matmul(a.astype(np.float32), b.astype(np.float32))
+    if bias is not None:
+        prod += bias
+    if out is None:
+        return prod
+    if accumulate:
+        out += prod
+    else:
+        out[...] = prod
+    return out
+
+
 def reference_softmax(x: np.ndarray) -> np.ndarray:
     """softmax over the last axis, shifted by the row max so exp never overflows."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
