@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_lite import Tensor, no_grad
-from tinygrad_lite.models.gpt import load_gpt
+from tinygrad_lite.train.language_model import load_gpt
 from tinygrad_lite.train.cli import existing_file, make_parser, non_negative_int, positive_int
 
 # The graph's names and its dynamic axes: batch and time may change from call to call.

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_lite as tg
-from tinygrad_lite.models.gpt import estimate_loss, load_gpt, save_gpt_checkpoint
+from tinygrad_lite.train.language_model import estimate_loss, load_gpt, save_gpt_checkpoint
 from tinygrad_lite.optim import AdamW
 from tinygrad_lite.text import check_split_length, get_batch, split_tokens
 from tinygrad_lite.train import RunLogger, progress

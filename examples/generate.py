@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_lite.models.gpt import check_sampling_settings, load_gpt, sample_next
+from tinygrad_lite.models.sampling import check_sampling_settings, sample_next
+from tinygrad_lite.train.language_model import load_gpt
 from tinygrad_lite.train.cli import (existing_file, make_parser, non_negative_float,
                                      non_negative_int, positive_int)
 

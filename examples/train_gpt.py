@@ -39,8 +39,7 @@ import numpy as np
 import tinygrad_lite as tg
 import tinygrad_lite.distributed as dist
 from tinygrad_lite.data import rank_generator, seed_for_rank
-from tinygrad_lite.models.gpt import (GPT, GPTConfig, check_resumable, estimate_loss,
-                                      resume_gpt, save_gpt_checkpoint)
+from tinygrad_lite.models.gpt import GPT, GPTConfig
 from tinygrad_lite.nn.parallel import DistributedDataParallel
 from tinygrad_lite.nn.utils import clip_grad_norm_
 from tinygrad_lite.optim import AdamW, ZeroRedundancyOptimizer
@@ -52,6 +51,8 @@ from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder,
                                      decided_by_main_process, make_parser, non_negative_float,
                                      non_negative_int, positive_float, positive_int,
                                      probability, text_file)
+from tinygrad_lite.train.language_model import (check_resumable, estimate_loss, resume_gpt,
+                                             save_gpt_checkpoint)
 from tinygrad_lite.train.logger import RUN_FILES
 from tqdm import tqdm
 

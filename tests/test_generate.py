@@ -10,7 +10,8 @@ import tinygrad_lite as tg
 from error_checks import raises
 from tinygrad_lite import nn
 from tinygrad_lite.models import gpt as gpt_module
-from tinygrad_lite.models.gpt import GPT, GPTConfig, sample_next
+from tinygrad_lite.models.gpt import GPT, GPTConfig
+from tinygrad_lite.models.sampling import sample_next
 
 CONFIG = GPTConfig(vocab_size=40, context_length=12, d_model=24, num_blocks=2, num_heads=3,
                    dropout=0.1)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tg
-from tinygrad_lite.models.gpt import (GPT, GPTConfig, load_gpt, resume_gpt, sample_next,
-                                      save_gpt_checkpoint)
+from tinygrad_lite.models.gpt import GPT, GPTConfig
+from tinygrad_lite.models.sampling import sample_next
+from tinygrad_lite.train.language_model import load_gpt, resume_gpt, save_gpt_checkpoint
 from tinygrad_lite.optim import AdamW
 from tinygrad_lite.text import Tokenizer
 from tinygrad_lite.train.checkpoint import CheckpointError, load_checkpoint

@@ -1,5 +1,7 @@
-"""Models built from the package's layers: the tiny GPT (``models/gpt.py``)."""
+"""Models built from the package's layers: the tiny GPT (``models/gpt.py``) and the rules that
+pick its next token (``models/sampling.py``)."""
 
-from .gpt import GPT, GPTConfig, estimate_loss, load_gpt, resume_gpt, save_gpt_checkpoint
+from .gpt import GPT, GPTConfig
+from .sampling import sample_next
 
-__all__ = ["GPT", "GPTConfig", "estimate_loss", "load_gpt", "resume_gpt", "save_gpt_checkpoint"]
+__all__ = ["GPT", "GPTConfig", "sample_next"]

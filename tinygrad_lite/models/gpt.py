@@ -8,15 +8,14 @@ Built only from the package's layers (``tinygrad_lite.nn``)::
     --ln_f--> --lm_head--> logits (B, T, vocab_size)
 
 ``GPT.forward(idx, targets)`` also returns the mean cross-entropy of the next-token predictions;
-``GPT.generate`` samples a continuation. The checkpoint helpers at the end save and restore a
-model together with its ``GPTConfig`` and tokenizer (vocabulary mode and mapping), using the
-package's checkpoint format (``tinygrad_lite/train/checkpoint.py``).
+``GPT.generate`` samples a continuation (with a KV cache; the sampling rules are in
+``models/sampling.py``). Evaluation and checkpoints with the tokenizer belong to training:
+``tinygrad_lite/train/language_model.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +24,7 @@ from .. import nn
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
-from ..text import Tokenizer, get_batch
-from ..train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .sampling import check_sampling_settings, is_int, sample_next
 
 
 @dataclass
@@ -114,15 +112,15 @@ class GPT(nn.Module):
     def forward(self, idx, targets=None):
         """Logits (B, T, vocab_size) for the token after each position; with ``targets``
         (B, T) also the mean cross-entropy loss: ``(logits, loss)``."""
-        logits = self.lm_head(self.hidden_states(idx))
+        logits = self.lm_head(self.hidden_states(idx))                 # (B, T, V)
         if targets is None:
             return logits
-        targets = self._check_ids(targets, "targets")
+        targets = self._check_ids(targets, "targets")                  # (B, T)
         b, t, v = logits.shape
         if targets.shape != (b, t):
             raise ValueError(f"GPT: targets of shape {targets.shape} do not match idx of shape "
                              f"{(b, t)}")
-        loss = F.cross_entropy(logits.reshape(b * t, v), targets.reshape(b * t))
+        loss = F.cross_entropy(logits.reshape(b * t, v), targets.reshape(b * t))  # ()
         return logits, loss
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
@@ -150,7 +148,7 @@ class GPT(nn.Module):
         ids = np.atleast_2d(idx.data if isinstance(idx, Tensor) else np.asarray(idx))
         self._check_ids(ids[:, -self.config.context_length:], "idx")
         ids = ids.astype(np.int64, copy=False)
-        if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        if not is_int(max_new_tokens) or max_new_tokens < 0:
             raise ValueError(f"generate: max_new_tokens must be an integer >= 0, got "
                              f"{max_new_tokens!r}")
         check_sampling_settings("generate", temperature, top_k, top_p)
@@ -196,164 +194,3 @@ class GPT(nn.Module):
         embedding.weight.requires_grad = self.token_embedding.weight.requires_grad
         self.token_embedding, self.lm_head = embedding, head
         self.config = dataclasses.replace(self.config, vocab_size=vocab_size)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def check_sampling_settings(function: str, temperature, top_k, top_p=None) -> None:
-    """Raise a TypeError/ValueError naming ``function`` for a temperature that is not a finite
-    number >= 0, a ``top_k`` that is not a positive integer (or None), or a ``top_p`` that is
-    not a number in (0, 1] (or None)."""
-    if not isinstance(temperature, (int, float, np.integer, np.floating)) or \
-            isinstance(temperature, (bool, np.bool_)):
-        raise TypeError(f"{function}: temperature must be a number, got {temperature!r}")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"{function}: temperature must be a finite number >= 0 (0: greedy), got "
-                         f"{temperature!r}")
-    if top_k is not None and not _is_int(top_k):
-        raise TypeError(f"{function}: top_k must be an integer >= 1 or None (all tokens), got "
-                        f"{top_k!r}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"{function}: top_k must be >= 1 or None (all tokens), got {top_k!r}")
-    if top_p is not None:
-        if not isinstance(top_p, (int, float, np.integer, np.floating)) or \
-                isinstance(top_p, (bool, np.bool_)):
-            raise TypeError(f"{function}: top_p must be a number in (0, 1] or None, got "
-                            f"{top_p!r}")
-        if not 0 < top_p <= 1:
-            raise ValueError(f"{function}: top_p must be in (0, 1] (1: all tokens), got "
-                             f"{top_p!r}")
-
-
-def sample_next(logits: np.ndarray, temperature: float, top_k: int | None,
-                rng: np.random.Generator, top_p: float | None = None) -> np.ndarray:
-    """One token id per row of ``logits`` (B, V), as a (B, 1) int64 array.
-
-    ``top_k`` keeps the k largest logits; ``top_p`` then keeps the smallest set of the most
-    likely tokens whose probability (after the temperature) adds up to at least p -- the
-    likeliest token always stays.
-
-    The maximum is subtracted *before* dividing by the temperature: ``(logits - max) / T`` is
-    <= 0 everywhere and 0 at the likeliest token, so for a tiny ``T`` (1e-320) the other tokens
-    get probability exp(-inf) = 0 and sampling becomes greedy, as the limit T -> 0 should --
-    dividing first would give inf - inf = NaN and a meaningless token.
-    """
-    check_sampling_settings("sample_next", temperature, top_k, top_p)
-    if temperature == 0:
-        return logits.argmax(axis=-1)[:, None]
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth_largest = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
-        logits = np.where(logits < kth_largest, -np.inf, logits)
-    with np.errstate(over="ignore"):  # (-5 / 1e-320 = -inf is the intended value)
-        scaled = (logits - logits.max(axis=-1, keepdims=True)) / temperature
-    probs = np.exp(scaled)
-    if top_p is not None and top_p < 1:
-        order = np.argsort(-probs, axis=-1, kind="stable")             # likeliest first
-        sorted_probs = np.take_along_axis(probs, order, axis=-1)
-        before = np.cumsum(sorted_probs, axis=-1) - sorted_probs       # mass of the likelier
-        drop = before >= top_p * sorted_probs.sum(axis=-1, keepdims=True)
-        np.put_along_axis(probs, order, np.where(drop, 0.0, sorted_probs), axis=-1)
-    cdf = np.cumsum(probs, axis=-1)
-    # Inverse-CDF sampling: the first id whose cumulative probability exceeds u ~ U(0, total).
-    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
-    choice = (cdf <= u).sum(axis=-1)
-    return np.minimum(choice, logits.shape[-1] - 1)[:, None].astype(np.int64)
-
-
-def estimate_loss(model: GPT, splits: dict, batch_size: int, eval_iters: int,
-                  seed: int = 0) -> dict:
-    """Mean loss over ``eval_iters`` random batches of each split (``{"train": ids, ...}``),
-    in eval mode (no dropout) and without building a graph.
-
-    The batches come from a generator seeded the same way at every call, so repeated
-    evaluations during training score the same windows (the curve shows the model changing,
-    not the sample) and evaluating never changes the random numbers training draws.
-    """
-    was_training = model.training
-    model.eval()
-    losses = {}
-    try:
-        with no_grad():
-            for name, tokens in splits.items():
-                rng = np.random.default_rng([seed, 1])
-                batch_losses = [
-                    model(*get_batch(tokens, batch_size, model.config.context_length, rng))[1]
-                    .item() for _ in range(eval_iters)]
-                losses[name] = float(np.mean(batch_losses))
-    finally:
-        model.train(was_training)
-    return losses
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-
-def save_gpt_checkpoint(path, model: GPT, tokenizer: Tokenizer, optimizer=None, step=None,
-                        training: dict | None = None, generators: dict | None = None,
-                        extra: dict | None = None):
-    """Write model, config, tokenizer (mode and mapping), optimizer, step and RNG states."""
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model "
-                         f"{model.config.vocab_size}: they do not belong together")
-    return save_checkpoint(
-        path, model=model, optimizer=optimizer, step=step,
-        hyperparameters={"gpt": model.config.to_dict(), "training": training or {}},
-        extra={"tokenizer": tokenizer.state_dict(), **(extra or {})}, generators=generators)
-
-
-def _saved_parts(checkpoint: dict, source: str) -> tuple[GPTConfig, Tokenizer]:
-    try:
-        config = GPTConfig.from_dict(checkpoint["hyperparameters"]["gpt"])
-        tokenizer = Tokenizer.from_state_dict(checkpoint["extra"]["tokenizer"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{source} is not a GPT checkpoint (no usable model config or "
-                              f"tokenizer: {e})") from None
-    return config, tokenizer
-
-
-def load_gpt(path) -> tuple[GPT, Tokenizer, dict]:
-    """Rebuild the model and tokenizer saved at ``path`` (for generation and fine-tuning).
-    Returns ``(model, tokenizer, checkpoint)``; RNG states are not restored."""
-    checkpoint = load_checkpoint(path, restore_rng=False)
-    config, tokenizer = _saved_parts(checkpoint, str(path))
-    model = GPT(config)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except ValueError as e:
-        raise CheckpointError(f"{path}: the saved weights do not fit its own config: {e}"
-                              ) from None
-    return model, tokenizer, checkpoint
-
-
-def check_resumable(path, config: GPTConfig, tokenizer: Tokenizer) -> dict:
-    """Read the checkpoint at ``path`` (restoring nothing) and raise ``CheckpointError`` unless
-    it was made with ``config`` and the vocabulary of ``tokenizer``; return it."""
-    source = str(path)
-    checkpoint = load_checkpoint(path, restore_rng=False)
-    saved_config, saved_tokenizer = _saved_parts(checkpoint, source)
-    if saved_tokenizer.mode != tokenizer.mode:
-        raise CheckpointError(
-            f"{source} was trained with the {saved_tokenizer.mode} vocabulary "
-            f"({saved_tokenizer.vocab_size:,} tokens), but this model uses the {tokenizer.mode} "
-            f"vocabulary ({tokenizer.vocab_size:,} tokens): the embedding and output layers "
-            f"cannot be exchanged. Use --vocab {saved_tokenizer.mode}.")
-    if tokenizer.mode == "compact" and not np.array_equal(saved_tokenizer.vocab_ids,
-                                                          tokenizer.vocab_ids):
-        raise CheckpointError(
-            f"{source} has a different compact vocabulary ({saved_tokenizer.vocab_size:,} "
-            f"tokens) from this one ({tokenizer.vocab_size:,}): it was made from another corpus")
-    if saved_config != config:
-        different = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
-                     if getattr(config, k) != v}
-        raise CheckpointError(f"{source} was made with other model settings (saved, here): "
-                              f"{different}")
-    return checkpoint
-
-
-def resume_gpt(path, model: GPT, tokenizer: Tokenizer, optimizer=None,
-               generators: dict | None = None) -> dict:
-    """Load the checkpoint at ``path`` into an existing model (and optimizer), restoring the RNG
-    states, after checking that it was made with the same config and the same vocabulary."""
-    check_resumable(path, model.config, tokenizer)
-    return load_checkpoint(path, model=model, optimizer=optimizer, generators=generators)

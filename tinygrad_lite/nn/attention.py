@@ -124,14 +124,17 @@ class MultiHeadAttention(Module):
         b, t, e = query.shape
         s = key.shape[1]
         if self_attention:  # one matmul for Q, K and V together
-            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, axis=-1)
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, T, 3E)
+            q, k, v = qkv.chunk(3, axis=-1)                                # 3 x (B, T, E)
         else:
-            q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2)
-        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+            q = self._project(query, 0)                                    # (B, T, E)
+            k, v = self._project(key, 1), self._project(value, 2)          # (B, S, E)
+        q = self._split_heads(q)                                           # (B, H, T, hs)
+        k, v = self._split_heads(k), self._split_heads(v)                  # (B, H, S, hs)
 
         scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))  # (B, H, T, S)
         if self.causal if is_causal is None else is_causal:
-            scores = scores.masked_fill(causal_mask(t, s), -math.inf)
+            scores = scores.masked_fill(causal_mask(t, s), -math.inf)  # (B, H, T, S)
         if attn_mask is not None:
             mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
             if mask.shape[-2:] != (t, s):
@@ -141,10 +144,10 @@ class MultiHeadAttention(Module):
                 scores = scores.masked_fill(mask if mask.ndim != 3 else mask[:, None], -math.inf)
             else:
                 additive = mask if mask.ndim != 3 else mask[:, None]
-                scores = scores + as_tensor(additive, dtype=scores.dtype)
-        weights = self.attn_dropout(F.softmax(scores, dim=-1))
-        out = (weights @ v).transpose(1, 2).reshape(b, t, e)  # heads side by side again
-        out = self.out_proj(out)
+                scores = scores + as_tensor(additive, dtype=scores.dtype)  # (B, H, T, S)
+        weights = self.attn_dropout(F.softmax(scores, dim=-1))         # (B, H, T, S)
+        out = (weights @ v).transpose(1, 2).reshape(b, t, e)  # (B, T, E): heads side by side
+        out = self.out_proj(out)                                       # (B, T, E)
         return (out, weights) if need_weights else out
 
     def _forward_cached(self, x, cache: KVCache, is_causal, need_weights, other_inputs):
@@ -159,13 +162,14 @@ class MultiHeadAttention(Module):
         self._check("query", x)
         b, t, e = x.shape
         past = cache.length
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, axis=-1)
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)      # (B, t, 3E)
+        q, k, v = qkv.chunk(3, axis=-1)                                # 3 x (B, t, E)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, H, t, hs)
         keys, values = cache.append(k.data, v.data)                    # (B, H, past + t, hs)
         keys, values = as_tensor(keys), as_tensor(values)
         scores = (q @ keys.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim))  # (B, H, t, S)
         if self.causal if is_causal is None else is_causal:
-            scores = scores.masked_fill(causal_mask(t, past + t, past=past), -math.inf)
+            scores = scores.masked_fill(causal_mask(t, past + t, past=past), -math.inf)  # (B,H,t,S)
         weights = F.softmax(scores, dim=-1)                             # (B, H, t, S)
         out = (weights @ values).transpose(1, 2).reshape(b, t, e)       # (B, t, E)
         out = self.out_proj(out)
