@@ -1,7 +1,14 @@
-"""Export a trained tiny GPT for other runtimes: checkpoint -> ONNX file, checked with ONNX Runtime.
+"""Export a trained tiny GPT for other runtimes: checkpoint -> safetensors weights + ONNX file.
 
-    python examples/export_gpt.py --checkpoint runs/gpt/best.npz            # -> runs/gpt/best.onnx
-    python examples/generate.py --checkpoint runs/gpt/best.npz --engine onnxruntime
+    python examples/export_gpt.py --checkpoint runs/gpt/best.safetensors
+        # -> runs/gpt/best.weights.safetensors and runs/gpt/best.onnx
+    python examples/generate.py --checkpoint runs/gpt/best.safetensors --engine onnxruntime
+
+The weights file (``tinygrad_lite.weights.save_safetensors``) holds only the model's tensors,
+under ``state_dict`` names in PyTorch's layouts, with the model config as JSON in its header
+(``"gpt_config"``): what another runtime or a PyTorch twin of the model loads. The training
+checkpoint it comes from also holds the optimizer state, the step, the random generators and
+the tokenizer. Reloading the weights into a fresh model must give the same logits, bit for bit.
 
 The ONNX file (``tinygrad_lite.onnx.export``, opset 17) maps token ids ``idx`` (int64, shape
 (batch, time)) to ``logits`` (float32, (batch, time, vocab_size)) for any batch size and any
@@ -15,14 +22,17 @@ Needs the export extra: ``pip install ".[export]"``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from tinygrad_lite import Tensor, no_grad
-from tinygrad_lite.train.language_model import load_gpt
+from tinygrad_lite.models.gpt import GPT, GPTConfig
 from tinygrad_lite.train.cli import existing_file, make_parser, non_negative_int, positive_int
+from tinygrad_lite.train.language_model import load_gpt
+from tinygrad_lite.weights import load_safetensors, read_safetensors, save_safetensors
 
 # The graph's names and its dynamic axes: batch and time may change from call to call.
 INPUT_NAME, OUTPUT_NAME = "idx", "logits"
@@ -31,15 +41,25 @@ DYNAMIC_AXES = {INPUT_NAME: {0: "batch", 1: "time"}, OUTPUT_NAME: {0: "batch", 1
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.npz",
+    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.safetensors",
                    help="a checkpoint written by train_gpt.py or finetune_gpt.py")
     p.add_argument("--onnx", type=Path, default=None,
                    help="where to write the ONNX file (default: the checkpoint's path with "
                         "the suffix .onnx)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="where to write the weights (default: the checkpoint's path with the "
+                        "suffix .weights.safetensors)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing output files (without it they are never touched)")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (>= 17)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the random tokens of the verification batch")
     return p
+
+
+def weights_path_for(checkpoint: Path) -> Path:
+    """Where export_gpt.py writes the weights of ``checkpoint`` by default."""
+    return Path(checkpoint).with_suffix(".weights.safetensors")
 
 
 def onnx_path_for(checkpoint: Path) -> Path:
@@ -54,19 +74,35 @@ def max_logit_difference(model, onnx_path: Path, ids: np.ndarray) -> float:
 
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     ours = session.run([OUTPUT_NAME], {INPUT_NAME: ids})[0]
+    return float(np.abs(ours.astype(np.float64) - logits_of(model, ids)).max())
+
+
+def logits_of(model, ids: np.ndarray) -> np.ndarray:
+    """The engine's logits of ``ids`` in eval mode (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            reference = model(ids).data
+            return model(ids).data
     finally:
         model.train(was_training)
-    return float(np.abs(ours.astype(np.float64) - reference).max())
+
+
+def load_safetensors_metadata(path: Path) -> str:
+    """The model config JSON in the weights file's header."""
+    _, metadata = read_safetensors(path)
+    return metadata["gpt_config"]
 
 
 def main(argv=None) -> float:
     p = build_parser()
     args = p.parse_args(argv)
+    onnx_path = args.onnx or onnx_path_for(args.checkpoint)
+    weights_path = args.weights or weights_path_for(args.checkpoint)
+    existing = [str(path) for path in (weights_path, onnx_path) if path.exists()]
+    if existing and not args.overwrite:
+        p.error(f"{' and '.join(existing)} already exist; give --overwrite to replace them, or "
+                f"--weights/--onnx to write elsewhere")
     try:
         from tinygrad_lite.onnx import export
         import onnxruntime  # noqa: F401  (needed for the check, so refused before any work)
@@ -82,10 +118,17 @@ def main(argv=None) -> float:
           f"parameters, {tokenizer}", file=sys.stderr)
     rng = np.random.default_rng(args.seed)
 
-    # -- safetensors weights: the safetensors work of issue 13 writes the .safetensors file
-    # -- (weights + config + tokenizer) here, and prints its size like the ONNX file's below.
+    save_safetensors(model, weights_path, metadata={"gpt_config": json.dumps(config.to_dict())})
+    reloaded = GPT(GPTConfig.from_dict(json.loads(load_safetensors_metadata(weights_path))))
+    load_safetensors(reloaded, weights_path)
+    ids = rng.integers(0, config.vocab_size, (2, config.context_length))
+    same = np.array_equal(logits_of(reloaded, ids), logits_of(model, ids))
+    print(f"{weights_path}: {weights_path.stat().st_size / 1e6:.2f} MB (safetensors, "
+          f"{len(model.state_dict())} tensors); reloaded logits "
+          f"{'bit-identical' if same else 'DIFFERENT'}")
+    if not same:
+        raise SystemExit("export_gpt: the reloaded weights give other logits")
 
-    onnx_path = args.onnx or onnx_path_for(args.checkpoint)
     example = rng.integers(0, config.vocab_size, (2, min(8, config.context_length)))
     export(model, Tensor(example), onnx_path, input_names=[INPUT_NAME],
            output_names=[OUTPUT_NAME], dynamic_axes=DYNAMIC_AXES, opset_version=args.opset)

@@ -1,6 +1,6 @@
 """Fine-tune a trained tiny GPT on another corpus, with the lower layers frozen.
 
-    python examples/finetune_gpt.py --checkpoint runs/gpt/best.npz \\
+    python examples/finetune_gpt.py --checkpoint runs/gpt/best.safetensors \\
         --data data/tang_poems.txt --freeze-blocks 3 --max-iters 200
 
 What is frozen: the token embedding and the first ``--freeze-blocks`` Transformer blocks get
@@ -19,7 +19,7 @@ with the rest of the embedding, so the model adapts through its upper blocks and
 layer -- as fine-tuning with a frozen embedding does in both cases.
 
 The run folder (``--out-dir``) gets config.json, metrics.csv (the training loss per step, the
-validation loss before and after), summary.json, loss.png and ``finetuned.npz``; an existing run
+validation loss before and after), summary.json, loss.png and ``finetuned.safetensors``; an existing run
 there is never replaced without ``--overwrite``.
 """
 
@@ -46,12 +46,12 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 
 
-OUTPUTS = RUN_FILES + ("finetuned.npz",)  # what a run writes into --out-dir
+OUTPUTS = RUN_FILES + ("finetuned.safetensors",)  # what a run writes into --out-dir
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.npz",
+    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.safetensors",
                    help="the trained model to start from (written by train_gpt.py)")
     p.add_argument("--data", type=text_file, default=str(REPO / "data" / "tang_poems.txt"),
                    help="UTF-8 text file of the new corpus; first 90%% trains, last 10%% "
@@ -164,7 +164,7 @@ def finetune(args) -> dict:
                        "ms_per_step": 1000 * seconds / args.max_iters})
     say(f"validation loss on {args.data.name} after {args.max_iters} steps ({seconds:.1f} s): "
         f"{after:.4f} (before: {before:.4f})")
-    path = save_gpt_checkpoint(args.out_dir / "finetuned.npz", model, tokenizer, optimizer,
+    path = save_gpt_checkpoint(args.out_dir / "finetuned.safetensors", model, tokenizer, optimizer,
                                step=args.max_iters, training={"finetuned_from":
                                                               str(args.checkpoint)})
     say(f"run folder: {args.out_dir} (config.json, metrics.csv, summary.json, loss.png, "

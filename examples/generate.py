@@ -1,8 +1,8 @@
 """Sample text from a trained tiny GPT.
 
-    python examples/generate.py --checkpoint runs/gpt/best.npz --prompt "ROMEO:" \\
+    python examples/generate.py --checkpoint runs/gpt/best.safetensors --prompt "ROMEO:" \\
         --max-new-tokens 200 --temperature 0.8 --top-k 50 --seed 0
-    python examples/generate.py --checkpoint runs/gpt/best.npz --engine onnxruntime ...
+    python examples/generate.py --checkpoint runs/gpt/best.safetensors --engine onnxruntime ...
 
 The checkpoint rebuilds the model (its config) and the tokenizer (its vocabulary mode and
 mapping). The prompt is encoded, then tokens are sampled one at a time: the model reads at most
@@ -33,7 +33,7 @@ from tinygrad_lite.train.cli import (existing_file, make_parser, non_negative_fl
 
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.npz",
+    p.add_argument("--checkpoint", type=existing_file, default="runs/gpt/best.safetensors",
                    help="a checkpoint written by train_gpt.py or finetune_gpt.py")
     p.add_argument("--prompt", default="\n",
                    help="English or Chinese text to continue (default: %(default)r)")

@@ -38,7 +38,7 @@ from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder, fac
 from tinygrad_lite.train.logger import RUN_FILES
 
 
-OUTPUTS = RUN_FILES + ("best.npz", "fit.png")  # what a run writes into --out-dir
+OUTPUTS = RUN_FILES + ("best.safetensors", "fit.png")  # what a run writes into --out-dir
 SPLIT = (0.7, 0.15)  # train and validation fractions; the test split gets the rest
 
 
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
     print(f"optimizer: {optimizer.param_groups[0] | {'params': '[theta]'}}")
     print(f"initial theta: {np.array2string(model.theta.numpy(), precision=5)}")
 
-    checkpoint_path = args.out_dir / "best.npz"
+    checkpoint_path = args.out_dir / "best.safetensors"
     logger = RunLogger(args.out_dir / "metrics.csv")
     hyperparameters = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     logger.write_config(hyperparameters)
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
                           "test_mse_optimum": test_opt, "train_seconds": train_seconds,
                           "theta": theta_fit.tolist()})
     print(f"run folder: {args.out_dir} (config.json, metrics.csv, summary.json, loss.png, "
-          f"fit.png, best.npz; {epoch} epochs, {train_seconds:.1f} s)")
+          f"fit.png, best.safetensors; {epoch} epochs, {train_seconds:.1f} s)")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python examples/train_gpt.py                      # reference settings, tiny Shakespeare
     python examples/train_gpt.py --vocab compact      # only the tokens of the corpus (8x smaller)
-    python examples/train_gpt.py --resume             # continue from <out-dir>/last.npz
+    python examples/train_gpt.py --resume             # continue from <out-dir>/last.safetensors
     mpirun -np 2 python examples/train_gpt.py --vocab compact   # data parallel on 2 ranks
     mpirun -np 2 python examples/train_gpt.py --vocab compact --zero 1  # + ZeRO-1 sharding
 
@@ -10,7 +10,7 @@ The loop is the four steps of every example -- forward, loss, backward, update -
 windows of the training text (``get_batch``). Every ``--eval-interval`` steps the mean loss over
 ``--eval-iters`` batches of each split is measured in eval mode without building a graph, logged
 to ``<out-dir>/metrics.csv`` (and drawn to ``loss.png`` at the end), and the model is
-checkpointed: ``last.npz`` always, ``best.npz`` when the validation loss improves. The run folder
+checkpointed: ``last.safetensors`` always, ``best.safetensors`` when the validation loss improves. The run folder
 also gets ``config.json`` (the settings) and ``summary.json`` (final losses, speed); a second run
 into the same folder is refused unless it says ``--resume`` or ``--overwrite``.
 A checkpoint holds the model, its config, the tokenizer (vocabulary mode and mapping), the
@@ -47,10 +47,10 @@ from tinygrad_lite.text import (Tokenizer, check_split_length, get_batch, rank_b
                                 split_tokens)
 from tinygrad_lite.train import RunLogger, progress
 from tinygrad_lite.train.checkpoint import CheckpointError
-from tinygrad_lite.train.cli import (add_run_folder_flags, check_run_folder,
-                                     decided_by_main_process, make_parser, non_negative_float,
-                                     non_negative_int, positive_float, positive_int,
-                                     probability, text_file)
+from tinygrad_lite.train.cli import (BEST_CHECKPOINT, LAST_CHECKPOINT, add_run_folder_flags,
+                                     check_run_folder, decided_by_main_process, make_parser,
+                                     non_negative_float, non_negative_int, positive_float,
+                                     positive_int, probability, resume_checkpoint, text_file)
 from tinygrad_lite.train.language_model import (check_resumable, estimate_loss, resume_gpt,
                                              save_gpt_checkpoint)
 from tinygrad_lite.train.logger import RUN_FILES
@@ -59,7 +59,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parent.parent
 
 
-OUTPUTS = RUN_FILES + ("best.npz", "last.npz")  # what a run writes into --out-dir
+OUTPUTS = RUN_FILES + (BEST_CHECKPOINT, LAST_CHECKPOINT)  # what a run writes into --out-dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +144,7 @@ def check_together(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         if args.sample_tokens > 0:  # a compact vocabulary may lack the prompt's tokens
             tokenizer.encode(args.prompt, what="the prompt")
         if args.resume:  # the same model and vocabulary as the run it continues
-            check_resumable(args.out_dir / "last.npz", config, tokenizer)
+            check_resumable(resume_checkpoint(args.out_dir), config, tokenizer)
     except ValueError as e:  # CheckpointError is a ValueError too
         p.error(str(e))
 
@@ -225,15 +225,16 @@ def train(args) -> dict:
                                             lr=args.lr, weight_decay=args.weight_decay)
     else:
         optimizer = AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    last_path, best_path = args.out_dir / "last.npz", args.out_dir / "best.npz"
+    last_path, best_path = args.out_dir / LAST_CHECKPOINT, args.out_dir / BEST_CHECKPOINT
     step, best_val, train_seconds = 0, math.inf, 0.0
     if args.resume:  # every rank reads the checkpoint
-        checkpoint = resume_gpt(last_path, model, tokenizer, optimizer,
+        resumed_from = resume_checkpoint(args.out_dir)  # an earlier version's run: last.npz
+        checkpoint = resume_gpt(resumed_from, model, tokenizer, optimizer,
                                 generators={"batches": batch_rng})
         step, best_val = checkpoint["step"], checkpoint["extra"]["best_val_loss"]
         # The clock continues too, so ms/step and tokens/s describe the whole run.
         train_seconds = checkpoint["extra"].get("train_seconds", 0.0)
-        restarted = restore_streams(checkpoint, last_path, batch_rng, args.seed)
+        restarted = restore_streams(checkpoint, resumed_from, batch_rng, args.seed)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     if is_main:
         log = RunLogger(args.out_dir / "metrics.csv", append=args.resume)
@@ -250,7 +251,7 @@ def train(args) -> dict:
         say(f"data parallel on {world_size} ranks{' with ZeRO-1' if args.zero else ''}: the "
             f"{args.batch_size} windows of a step are drawn {shares}")
     if args.resume:
-        say(f"resumed from {last_path} at step {step} (best validation loss {best_val:.4f})")
+        say(f"resumed from {resumed_from} at step {step} (best validation loss {best_val:.4f})")
         if restarted:
             say(restarted)
 

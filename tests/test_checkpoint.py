@@ -14,10 +14,12 @@ import sys
 import textwrap
 import time
 import warnings
-import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
 
 import tinygrad_lite as tg
 from tinygrad_lite import nn, optim
@@ -59,23 +61,35 @@ def assert_unchanged(before, after):
 
 
 def write_npz(path, meta=None, **arrays):
-    """An .npz with the given metadata (a dict, written as JSON bytes) and arrays."""
+    """An .npz as earlier versions wrote checkpoints: the metadata (a dict, as JSON bytes in
+    the entry ``__metadata__``) and the arrays."""
     if meta is not None:
         arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
     return path
 
 
+def write_safetensors(path, meta=None, **arrays):
+    """A safetensors file with the given checkpoint metadata (a dict, as JSON) and arrays."""
+    header = None if meta is None else {"tinygrad_lite.checkpoint": json.dumps(meta)}
+    Path(path).write_bytes(safetensors.numpy.save(arrays, metadata=header))
+    return path
+
+
 def saved_metadata(path):
-    with zipfile.ZipFile(path) as z, z.open("__metadata__.npy") as f:
-        return json.loads(np.lib.format.read_array(f).tobytes())
+    with safetensors.safe_open(str(path), framework="numpy") as f:
+        return json.loads(f.metadata()["tinygrad_lite.checkpoint"])
+
+
+def saved_arrays(path):
+    return safetensors.numpy.load_file(str(path))
 
 
 # -- all or nothing --------------------------------------------------------------------------
 
 def test_optimizer_mismatch_leaves_model_and_optimizer_unchanged(tmp_path):
     model, opt, sched = make_trained(seed=0)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt, scheduler=sched)
     model2, _, _ = make_trained(seed=1)
     opt2 = optim.AdamW(list(model2.parameters())[:2], lr=0.01)  # other parameter count
     before = snapshot(model2, opt2, sched)
@@ -87,7 +101,7 @@ def test_optimizer_mismatch_leaves_model_and_optimizer_unchanged(tmp_path):
 def test_scheduler_failure_rolls_back_model_and_optimizer(tmp_path):
     model, opt, sched = make_trained(seed=0)
     sched.gamma = -0.5  # a saved setting its load refuses: it fails after model and optimizer
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt, scheduler=sched)
     model2, opt2, sched2 = make_trained(seed=1)
     tg.manual_seed(7)
     before = snapshot(model2, opt2, sched2)
@@ -98,7 +112,7 @@ def test_scheduler_failure_rolls_back_model_and_optimizer(tmp_path):
 
 def test_missing_generator_state_changes_nothing(tmp_path):
     model, opt, sched = make_trained(seed=0)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt, scheduler=sched)
     model2, opt2, sched2 = make_trained(seed=1)
     before = snapshot(model2, opt2, sched2)
     with pytest.raises(CheckpointError, match="no state for the generator 'loader'"):
@@ -109,7 +123,7 @@ def test_missing_generator_state_changes_nothing(tmp_path):
 
 def test_successful_load_still_loads_everything(tmp_path):
     model, opt, sched = make_trained(seed=0)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt, scheduler=sched)
     model2, opt2, sched2 = make_trained(seed=1)
     load_checkpoint(path, model=model2, optimizer=opt2, scheduler=sched2)
     for (k, a), b in zip(model.state_dict().items(), model2.state_dict().values()):
@@ -122,7 +136,7 @@ def test_successful_load_still_loads_everything(tmp_path):
 @pytest.mark.parametrize("other", [optim.SGD, optim.Adam])
 def test_optimizer_class_mismatch_names_both_classes(tmp_path, other):
     model, opt, _ = make_trained(optimizer=optim.AdamW)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt)
     model2, opt2, _ = make_trained(seed=1, optimizer=other)
     before = snapshot(model2, opt2, optim.lr_scheduler.StepLR(opt2, 1))
     with pytest.raises(CheckpointError, match=f"AdamW optimizer, but a {other.__name__} was "
@@ -134,7 +148,7 @@ def test_optimizer_class_mismatch_names_both_classes(tmp_path, other):
 
 def test_scheduler_class_mismatch(tmp_path):
     model, opt, sched = make_trained()
-    path = save_checkpoint(tmp_path / "c.npz", scheduler=sched)
+    path = save_checkpoint(tmp_path / "c.safetensors", scheduler=sched)
     other = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     with pytest.raises(CheckpointError, match="StepLR scheduler, but a CosineAnnealingLR"):
         load_checkpoint(path, scheduler=other)
@@ -144,15 +158,27 @@ def test_checkpoint_without_class_names_still_loads(tmp_path):
     """Checkpoints written before the class names were stored load with the structure checks
     only (the documented choice)."""
     model, opt, _ = make_trained()
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt)
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "__metadata__"}
-    meta = saved_metadata(path)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt)
+    arrays, meta = saved_arrays(path), saved_metadata(path)
     del meta["optimizer_class"], meta["scheduler_class"]
-    write_npz(path, meta, **arrays)
+    write_safetensors(path, meta, **arrays)
     model2, opt2, _ = make_trained(seed=1)
     load_checkpoint(path, model=model2, optimizer=opt2)
     assert repr(opt.state_dict()) == repr(opt2.state_dict())
+
+
+def test_a_checkpoint_of_an_earlier_version_npz_still_loads(tmp_path):
+    """Checkpoints were .npz files before they became safetensors: same content, other
+    container; the loader tells them apart by their first bytes."""
+    model, opt, sched = make_trained()
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt,
+                           scheduler=sched, step=7)
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a zip
+    old = write_npz(tmp_path / "old.npz", saved_metadata(path), **saved_arrays(path))
+    model2, opt2, sched2 = make_trained(seed=1)
+    loaded = load_checkpoint(old, model=model2, optimizer=opt2, scheduler=sched2)
+    assert loaded["step"] == 7
+    assert_unchanged(snapshot(model, opt, sched), snapshot(model2, opt2, sched2))
 
 
 def test_a_zero_optimizer_saves_and_loads_the_plain_format(tmp_path):
@@ -164,7 +190,7 @@ def test_a_zero_optimizer_saves_and_loads_the_plain_format(tmp_path):
     zero = optim.ZeroRedundancyOptimizer(model.parameters(), optim.AdamW, lr=0.5)
     zero.load_state_dict(plain.state_dict())
     zero.consolidate_state_dict(to=0)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=zero)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=zero)
     assert saved_metadata(path)["optimizer_class"] == "AdamW"
     model2, plain2, _ = make_trained(seed=1)
     load_checkpoint(path, model=model2, optimizer=plain2)
@@ -190,12 +216,11 @@ def test_a_zero_optimizer_saves_and_loads_the_plain_format(tmp_path):
 def test_extra_keys_with_slashes_do_not_collide(tmp_path):
     extra = {"a/b": np.array([1.0]), "a": {"b": np.array([2.0]), "%2F": np.array([3.0])},
              "a%2Fb": np.array([4.0])}
-    path = save_checkpoint(tmp_path / "c.npz", extra=extra)
+    path = save_checkpoint(tmp_path / "c.safetensors", extra=extra)
     saved = load_checkpoint(path, restore_rng=False)["extra"]
     assert saved["a/b"].tolist() == [1.0] and saved["a"]["b"].tolist() == [2.0]
     assert saved["a"]["%2F"].tolist() == [3.0] and saved["a%2Fb"].tolist() == [4.0]
-    with np.load(path) as npz:
-        assert len(npz.files) == 5  # four arrays and the metadata: none overwritten
+    assert len(saved_arrays(path)) == 4  # four arrays: none overwritten
 
 
 @pytest.mark.parametrize("extra,error,match", [
@@ -205,8 +230,8 @@ def test_extra_keys_with_slashes_do_not_collide(tmp_path):
 ])
 def test_extra_that_would_not_round_trip_is_refused(tmp_path, extra, error, match):
     with pytest.raises(error, match=match):
-        save_checkpoint(tmp_path / "c.npz", extra=extra)
-    assert not (tmp_path / "c.npz").exists()
+        save_checkpoint(tmp_path / "c.safetensors", extra=extra)
+    assert not (tmp_path / "c.safetensors").exists()
 
 
 # -- hostile and damaged files -----------------------------------------------------------------
@@ -229,9 +254,18 @@ def _good_meta(tmp_path):
 def _bad_files(tmp_path):
     """name -> (path of a bad file, a word its error message must contain)."""
     meta, good = _good_meta(tmp_path)
-    with np.load(good) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "__metadata__"}
+    arrays = saved_arrays(good)
     files = {}
+    data = good.read_bytes()
+    files["st-truncated"] = (tmp_path / "cut.safetensors", "not a readable checkpoint")
+    files["st-truncated"][0].write_bytes(data[:len(data) - 20])
+    files["st-header"] = (tmp_path / "header.safetensors", "not a readable checkpoint")
+    files["st-header"][0].write_bytes(data[:8] + b"{garbage" + data[16:])
+    files["st-weights-only"] = (write_safetensors(tmp_path / "weights.safetensors", None,
+                                                  **arrays), "model weights")
+    files["st-no-rng"] = (write_safetensors(tmp_path / "norng.safetensors",
+                                            {k: v for k, v in meta.items() if k != "rng"},
+                                            **arrays), "rng")
     np.save(tmp_path / "array.npy", np.zeros(3))
     files["npy"] = (tmp_path / "array.npy", ".npy")
     files["random"] = (tmp_path / "random.npz", "not a readable checkpoint")
@@ -276,7 +310,8 @@ def _bad_files(tmp_path):
     return files, marker
 
 
-BAD_FILES = ["npy", "random", "zip-garbage", "no-metadata", "no-rng", "no-model", "no-extra",
+BAD_FILES = ["st-truncated", "st-header", "st-weights-only", "st-no-rng",
+             "npy", "random", "zip-garbage", "no-metadata", "no-rng", "no-model", "no-extra",
              "no-step", "rng-no-package", "rng-bad-state", "model-list", "bad-items", "bad-ref",
              "missing-array", "meta-not-bytes", "meta-not-json", "meta-not-dict", "version",
              "pickled-in-npz", "pickled-npy", "pickle", "directory"]
@@ -317,7 +352,7 @@ def _dead_pid() -> int:
 
 
 def test_save_removes_temp_file_of_a_killed_writer(tmp_path):
-    target = tmp_path / "c.npz"
+    target = tmp_path / "c.safetensors"
     started = tmp_path / "started"
     code = textwrap.dedent(f"""
         import time
@@ -342,25 +377,25 @@ def test_save_removes_temp_file_of_a_killed_writer(tmp_path):
         writer.kill()
         writer.wait()
     leftovers = [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".c.npz.")
+    assert len(leftovers) == 1 and leftovers[0].startswith(".c.safetensors.")
     save_checkpoint(target, step=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "started"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors", "started"]
 
 
 def test_stale_temp_cleanup_spares_live_and_foreign_files(tmp_path):
-    target = tmp_path / "c.npz"
+    target = tmp_path / "c.safetensors"
     host, dead = ckpt._HOST, _dead_pid()
-    stale = [f".c.npz.{host}.{dead}.0123abcd.tmp", f".c.npz.{dead}.0123abcd.tmp"]  # + old name
-    old_but_live = f".c.npz.{host}.{os.getppid()}.00000000.tmp"  # pid in use, untouched a day
-    kept = [f".c.npz.{host}.{os.getppid()}.89abcdef.tmp",  # a live writer at work
-            f".c.npz.{host}.{os.getpid()}.89abcdef.tmp",   # this process (another thread)
-            f".c.npz.other-host.{dead}.89abcdef.tmp",      # another machine's writer
-            f".d.npz.{host}.{dead}.89abcdef.tmp",          # another target
-            f".c.npz.{host}.{dead}.notahex.tmp", "c.npz.bak"]
+    stale = [f".c.safetensors.{host}.{dead}.0123abcd.tmp", f".c.safetensors.{dead}.0123abcd.tmp"]  # + old name
+    old_but_live = f".c.safetensors.{host}.{os.getppid()}.00000000.tmp"  # pid in use, untouched a day
+    kept = [f".c.safetensors.{host}.{os.getppid()}.89abcdef.tmp",  # a live writer at work
+            f".c.safetensors.{host}.{os.getpid()}.89abcdef.tmp",   # this process (another thread)
+            f".c.safetensors.other-host.{dead}.89abcdef.tmp",      # another machine's writer
+            f".d.safetensors.{host}.{dead}.89abcdef.tmp",          # another target
+            f".c.safetensors.{host}.{dead}.notahex.tmp", "c.safetensors.bak"]
     for name in stale + kept + [old_but_live]:
         (tmp_path / name).write_bytes(b"x" * 10)
     day_ago = time.time() - 2 * ckpt._STALE_SECONDS
     os.utime(tmp_path / old_but_live, (day_ago, day_ago))
     save_checkpoint(target, step=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["c.npz"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + ["c.safetensors"])
     assert load_checkpoint(target)["step"] == 1

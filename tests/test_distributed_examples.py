@@ -3,7 +3,7 @@ ZeRO-1) and transformer_regression train, only rank 0 prints and writes the run 
 GPT's checkpoints move between 1 and 2 ranks.
 
 How the checkpoint tests see "the state after loading": a run resumed with ``--max-iters`` equal
-to the saved step trains nothing and ends with its evaluation, which saves ``last.npz`` again --
+to the saved step trains nothing and ends with its evaluation, which saves ``last.safetensors`` again --
 the loaded model and optimizer state (under ZeRO-1 gathered back from both ranks' parts), to be
 compared array by array with what was saved. A run that trains on after ``--resume`` on the same
 number of ranks must end bit-identical to the uninterrupted run.
@@ -28,7 +28,7 @@ from tinygrad_lite.train.checkpoint import load_checkpoint
 pytestmark = needs_mpi
 
 ROOT = Path(__file__).resolve().parents[1]
-GPT_FILES = {"config.json", "metrics.csv", "summary.json", "loss.png", "best.npz", "last.npz"}
+GPT_FILES = {"config.json", "metrics.csv", "summary.json", "loss.png", "best.safetensors", "last.safetensors"}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_gpt_on_two_ranks_trains_and_only_rank_0_prints_and_writes(straight):
     assert config["world_size"] == 2 and config["zero"] == 0
     assert json.loads((out_dir / "summary.json").read_text())["steps"] == 4
     # Both ranks' random streams are saved, and they are different streams.
-    saved = load_checkpoint(out_dir / "last.npz", restore_rng=False)
+    saved = load_checkpoint(out_dir / "last.safetensors", restore_rng=False)
     streams = saved["extra"]["rank_streams"]
     assert saved["extra"]["world_size"] == 2 and len(streams) == 2
     assert streams[0] != streams[1]
@@ -165,9 +165,9 @@ def test_resume_on_two_ranks_equals_the_uninterrupted_run(zero, straight, halfwa
     lives, not the numbers)."""
     resumed = copy_run(halfway(zero), tmp_path / "resumed")
     output = gpt_on_two_ranks(corpus, resumed, "--max-iters", "4", "--zero", zero, "--resume")
-    assert f"resumed from {resumed / 'last.npz'} at step 2" in output
+    assert f"resumed from {resumed / 'last.safetensors'} at step 2" in output
     assert "restart" not in output
-    assert_same_training_state(straight[0] / "last.npz", resumed / "last.npz", rng=True)
+    assert_same_training_state(straight[0] / "last.safetensors", resumed / "last.safetensors", rng=True)
 
 
 @PLAIN_AND_ZERO
@@ -176,12 +176,12 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(zero, halfway, corpus, tmp
     resumed = copy_run(folder, tmp_path / "resumed")
     gpt_in_this_process(corpus, resumed, "--max-iters", "2", "--resume")  # loads, saves again
     output = capsys.readouterr().out
-    assert (f"{resumed / 'last.npz'} was written by 2 rank(s), this run has 1: weights, "
+    assert (f"{resumed / 'last.safetensors'} was written by 2 rank(s), this run has 1: weights, "
             f"optimizer state and step restored; the batch and dropout streams restart from "
             f"(seed 1337, step 2)") in output
-    assert_same_training_state(folder / "last.npz", resumed / "last.npz")
+    assert_same_training_state(folder / "last.safetensors", resumed / "last.safetensors")
     gpt_in_this_process(corpus, resumed, "--max-iters", "3", "--resume", "--quiet")  # trains on
-    continued = load_checkpoint(resumed / "last.npz", restore_rng=False)
+    continued = load_checkpoint(resumed / "last.safetensors", restore_rng=False)
     assert continued["step"] == 3 and continued["extra"]["world_size"] == 1
     assert json.loads((resumed / "summary.json").read_text())["steps"] == 3
 
@@ -190,11 +190,11 @@ def test_a_two_rank_checkpoint_resumes_in_one_process(zero, halfway, corpus, tmp
 def test_a_one_process_checkpoint_resumes_on_two_ranks(zero, corpus, tmp_path):
     folder = tmp_path / "run"
     gpt_in_this_process(corpus, folder, "--max-iters", "2", "--quiet")
-    saved = shutil.copy(folder / "last.npz", tmp_path / "saved.npz")
+    saved = shutil.copy(folder / "last.safetensors", tmp_path / "saved.safetensors")
     output = gpt_on_two_ranks(corpus, folder, "--max-iters", "2", "--zero", zero, "--resume")
     assert "was written by 1 rank(s), this run has 2" in output
-    assert_same_training_state(Path(saved), folder / "last.npz")
-    assert load_checkpoint(folder / "last.npz", restore_rng=False)["extra"]["world_size"] == 2
+    assert_same_training_state(Path(saved), folder / "last.safetensors")
+    assert load_checkpoint(folder / "last.safetensors", restore_rng=False)["extra"]["world_size"] == 2
 
 
 def test_a_second_run_into_the_same_folder_is_refused_once(straight, corpus, tmp_path):

@@ -68,7 +68,7 @@ def test_sin_fit_reference_settings_print_gradient_check_and_table(tmp_path):
     logged = re.findall(r"^\s+(\d+)\s+1e-06\s", out, re.M)  # a log line every 100 epochs
     assert logged == ["1", "100", "200", "250"]
     assert "NOT within 1%" in out and "expected result of the reference settings" in out
-    assert (tmp_path / "best.npz").exists() and (tmp_path / "fit.png").exists()
+    assert (tmp_path / "best.safetensors").exists() and (tmp_path / "fit.png").exists()
     summary = assert_run_folder(tmp_path, out)
     assert summary["epochs"] == 250 and summary["test_r2"] < 0
 
@@ -120,7 +120,7 @@ def test_a_rerun_is_refused_before_training_and_lists_what_would_be_lost(tmp_pat
                             env={**os.environ, "PYTHONPATH": PACKAGE_PARENT}, timeout=300)
     assert result.returncode == 2 and result.stdout == ""  # not even the data line
     assert "a new run would replace config.json, metrics.csv, summary.json, loss.png, " \
-           "best.npz, fit.png" in result.stderr
+           "best.safetensors, fit.png" in result.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     out = run_example("sin_fit.py", "--epochs", "7", "--out", str(tmp_path), "--overwrite")
     assert json.loads((tmp_path / "summary.json").read_text())["epochs"] == 7 and out
@@ -145,7 +145,7 @@ def gpt_checkpoint(corpus, tmp_path_factory) -> Path:
         "--data", str(corpus), "--vocab", "compact", "--d-model", "16", "--num-blocks", "2",
         "--num-heads", "2", "--context-length", "16", "--max-iters", "2", "--eval-iters", "1",
         "--out-dir", str(out), "--quiet", "--sample-tokens", "0"]))
-    return out / "best.npz"
+    return out / "best.safetensors"
 
 
 def parse(name: str, argv: list):
@@ -245,10 +245,10 @@ def test_a_bad_argument_is_an_argparse_error_before_training(name, argv, message
 
 
 @pytest.mark.parametrize("name, outputs", [
-    ("train_gpt", "config.json, metrics.csv, summary.json, loss.png, best.npz, last.npz"),
-    ("sin_fit", "config.json, metrics.csv, summary.json, loss.png, best.npz, fit.png"),
+    ("train_gpt", "config.json, metrics.csv, summary.json, loss.png, best.safetensors, last.safetensors"),
+    ("sin_fit", "config.json, metrics.csv, summary.json, loss.png, best.safetensors, fit.png"),
     ("transformer_regression", "config.json, metrics.csv, summary.json, loss.png"),
-    ("finetune_gpt", "config.json, metrics.csv, summary.json, loss.png, finetuned.npz"),
+    ("finetune_gpt", "config.json, metrics.csv, summary.json, loss.png, finetuned.safetensors"),
 ])
 def test_every_example_refuses_to_replace_a_run_unless_told(name, outputs, corpus,
                                                             gpt_checkpoint, tmp_path, capsys):
@@ -281,13 +281,26 @@ def test_every_flag_has_a_help_text_and_shows_its_default(name):
 
 def test_export_gpt_then_generate_with_onnxruntime_gives_the_engines_text(gpt_checkpoint,
                                                                          tmp_path, capsys):
-    """checkpoint -> .onnx (size and verification printed) -> the same greedy and sampled text
-    from ONNX Runtime as from the engine; a missing .onnx is an argparse error."""
-    onnx_path = tmp_path / "gpt.onnx"
-    difference = load_example("export_gpt").main(["--checkpoint", str(gpt_checkpoint),
-                                                  "--onnx", str(onnx_path)])
+    """checkpoint -> .weights.safetensors + .onnx (sizes and verifications printed) -> the same
+    greedy and sampled text from ONNX Runtime as from the engine; existing outputs are refused
+    without --overwrite; a missing .onnx is an argparse error."""
+    onnx_path, weights_path = tmp_path / "gpt.onnx", tmp_path / "gpt.weights.safetensors"
+    command = ["--checkpoint", str(gpt_checkpoint), "--onnx", str(onnx_path),
+               "--weights", str(weights_path)]
+    difference = load_example("export_gpt").main(command)
     out = capsys.readouterr().out
     assert f"{onnx_path}: " in out and " MB (ONNX opset 17;" in out
+    assert f"{weights_path}: " in out and "reloaded logits bit-identical" in out
+    import safetensors.numpy
+    from tinygrad_lite.train.language_model import load_gpt
+    model = load_gpt(gpt_checkpoint)[0]
+    weights = safetensors.numpy.load_file(str(weights_path))
+    assert weights.keys() == model.state_dict().keys()
+    before = {p: p.read_bytes() for p in (onnx_path, weights_path)}
+    with pytest.raises(SystemExit) as exit_info:
+        load_example("export_gpt").main(command)
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in (onnx_path, weights_path)}
     assert number_after("verification: max |onnxruntime - tinygrad_lite| =", out) == \
         pytest.approx(difference, rel=0.01) and difference < 1e-5
     generate = load_example("generate")

@@ -200,7 +200,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path):
     tokenizer = Tokenizer.from_text("to be or not to be, that is the question", "compact")
     tg.manual_seed(8)
     model = GPT(tiny_config(vocab_size=tokenizer.vocab_size))
-    path = save_gpt_checkpoint(tmp_path / "m.npz", model, tokenizer, step=3)
+    path = save_gpt_checkpoint(tmp_path / "m.safetensors", model, tokenizer, step=3)
     again, tokenizer2, checkpoint = load_gpt(path)
     assert again.config == model.config and checkpoint["step"] == 3
     assert np.array_equal(tokenizer2.vocab_ids, tokenizer.vocab_ids)
@@ -212,7 +212,7 @@ def test_a_checkpoint_of_one_vocabulary_mode_does_not_load_into_the_other(tmp_pa
     text = "to be or not to be, that is the question"
     compact = Tokenizer.from_text(text, "compact")
     full = Tokenizer.from_text(text, "full")
-    path = save_gpt_checkpoint(tmp_path / "c.npz", GPT(tiny_config(compact.vocab_size)), compact)
+    path = save_gpt_checkpoint(tmp_path / "c.safetensors", GPT(tiny_config(compact.vocab_size)), compact)
     with pytest.raises(CheckpointError, match="compact vocabulary .* full vocabulary"):
         resume_gpt(path, GPT(tiny_config(full.vocab_size)), full)
     other = Tokenizer.from_text("a different corpus with other words entirely", "compact")
@@ -247,7 +247,7 @@ def test_resume_continues_exactly(small_corpus, tmp_path):
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert resumed["val_loss"] == straight["val_loss"]
-    assert (tmp_path / "b" / "best.npz").exists()
+    assert (tmp_path / "b" / "best.safetensors").exists()
     assert len((tmp_path / "b" / "metrics.csv").read_text().splitlines()) == 1 + 5  # 0,5,..,20
 
 
@@ -264,7 +264,7 @@ def test_resume_continues_the_training_clock(small_corpus, tmp_path):
              (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
     assert len(clock) == 5 and clock == sorted(clock)  # steps 0, 5, 10, 15, 20
     assert clock[2] == round(first["train_seconds"], 3) and clock[-1] > clock[2]
-    saved = load_checkpoint(tmp_path / "last.npz", restore_rng=False)
+    saved = load_checkpoint(tmp_path / "last.safetensors", restore_rng=False)
     assert saved["extra"]["train_seconds"] == resumed["train_seconds"]
     assert json.loads((tmp_path / "summary.json").read_text())["train_seconds"] == \
         resumed["train_seconds"]
@@ -277,7 +277,7 @@ def test_a_second_run_into_the_same_folder_is_refused_and_loses_nothing(small_co
         tiny_train_args(small_corpus, tmp_path, "--max-iters", "5")))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert set(before) == {"config.json", "metrics.csv", "summary.json", "loss.png",
-                           "best.npz", "last.npz"}
+                           "best.safetensors", "last.safetensors"}
     with pytest.raises(SystemExit) as exit_info:
         train_gpt.parse_args(tiny_train_args(small_corpus, tmp_path, "--max-iters", "5"))
     assert exit_info.value.code == 2
@@ -300,7 +300,7 @@ def test_a_second_run_into_the_same_folder_is_refused_and_loses_nothing(small_co
     assert "--resume: there is no" in capsys.readouterr().err
     summary = train_gpt.train(train_gpt.parse_args(
         tiny_train_args(small_corpus, tmp_path, "--max-iters", "10", "--overwrite")))
-    assert summary["steps"] == 10 and load_checkpoint(tmp_path / "last.npz",
+    assert summary["steps"] == 10 and load_checkpoint(tmp_path / "last.safetensors",
                                                       restore_rng=False)["step"] == 10
 
 
@@ -340,9 +340,9 @@ def test_finetune_freezes_the_lower_layers_and_extends_a_compact_vocabulary(smal
         small_corpus, tmp_path / "en", "--max-iters", "5", "--num-blocks", "2")))
     poems = tmp_path / "poems.txt"
     poems.write_text(TANG.read_text(encoding="utf-8")[:3000], encoding="utf-8")
-    original, _, _ = load_gpt(tmp_path / "en" / "best.npz")
+    original, _, _ = load_gpt(tmp_path / "en" / "best.safetensors")
     result = finetune_gpt.finetune(finetune_gpt.parse_args([
-        "--checkpoint", str(tmp_path / "en" / "best.npz"), "--data", str(poems),
+        "--checkpoint", str(tmp_path / "en" / "best.safetensors"), "--data", str(poems),
         "--freeze-blocks", "1", "--max-iters", "30", "--batch-size", "4", "--lr", "3e-3",
         "--eval-iters", "2", "--out-dir", str(tmp_path / "ft"), "--quiet"]))
     model = result["model"]

@@ -86,7 +86,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 
     model, opt, sched, loader, generator = make_run()
     train_epochs(model, opt, sched, loader, 2)
-    path = save_checkpoint(tmp_path / "ckpt.npz", model=model, optimizer=opt, scheduler=sched,
+    path = save_checkpoint(tmp_path / "ckpt.safetensors", model=model, optimizer=opt, scheduler=sched,
                            epoch=2, step=20, hyperparameters={"lr": 0.01, "sizes": [3, 8, 1]},
                            generators={"loader": generator})
     tg.manual_seed(999)  # disturb every random state before resuming
@@ -104,7 +104,7 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
 def test_checkpoint_round_trips_values_exactly(tmp_path):
     model, opt, sched, loader, _ = make_run()
     train_epochs(model, opt, sched, loader, 1)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt, scheduler=sched,
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt, scheduler=sched,
                            extra={"best": math.inf, "history": [1.5, 2.5], "name": "run"})
     saved = load_checkpoint(path, restore_rng=False)
     assert saved["extra"] == {"best": math.inf, "history": [1.5, 2.5], "name": "run"}
@@ -115,7 +115,7 @@ def test_checkpoint_round_trips_values_exactly(tmp_path):
     assert saved["optimizer"]["param_groups"] == state["param_groups"]  # betas stay a tuple
     assert set(saved["optimizer"]["state"]) == set(state["state"])  # integer keys stay integers
     assert saved["scheduler"] == sched.state_dict()
-    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temporary file left behind
 
 
 def test_loading_never_unpickles(tmp_path):
@@ -124,13 +124,13 @@ def test_loading_never_unpickles(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(path)
     with pytest.raises(TypeError, match="dtype object"):
-        save_checkpoint(tmp_path / "x.npz", extra={"bad": np.array([None], dtype=object)})
+        save_checkpoint(tmp_path / "x.safetensors", extra={"bad": np.array([None], dtype=object)})
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
 def test_damaged_checkpoint_gives_a_clear_error(tmp_path, damage):
     model, opt, sched, _, _ = make_run()
-    path = save_checkpoint(tmp_path / "c.npz", model=model, optimizer=opt)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, optimizer=opt)
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[: len(data) // 2]
@@ -148,7 +148,7 @@ def test_damaged_checkpoint_gives_a_clear_error(tmp_path, damage):
 
 def test_mismatched_checkpoint_names_the_problem(tmp_path):
     model, opt, _, _, _ = make_run()
-    path = save_checkpoint(tmp_path / "c.npz", model=model)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model)
     other = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.2), nn.Linear(4, 1))
     with pytest.raises(CheckpointError, match=r"'0.weight': shape \(8, 3\) in the state dict, "
                                               r"\(4, 3\) in the model"):
@@ -166,11 +166,11 @@ def test_mismatched_checkpoint_names_the_problem(tmp_path):
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
     model = nn.Linear(2, 2)
-    path = save_checkpoint(tmp_path / "c.npz", model=model, step=1)
+    path = save_checkpoint(tmp_path / "c.safetensors", model=model, step=1)
     with pytest.raises(TypeError, match="cannot save"):
         save_checkpoint(path, model=model, step=2, extra={"bad": object()})
     assert load_checkpoint(path)["step"] == 1
-    assert os.listdir(tmp_path) == ["c.npz"]
+    assert os.listdir(tmp_path) == ["c.safetensors"]
 
 
 # -- logger and progress --------------------------------------------------------------------
@@ -218,10 +218,10 @@ def test_run_logger_writes_config_and_summary_next_to_the_metrics(tmp_path):
 def test_existing_run_files_lists_what_a_new_run_would_replace(tmp_path):
     assert existing_run_files(tmp_path / "missing") == []
     (tmp_path / "metrics.csv").write_text("step\n")
-    (tmp_path / "best.npz").write_bytes(b"")
+    (tmp_path / "best.safetensors").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("mine")
-    assert existing_run_files(tmp_path, RUN_FILES + ("best.npz",)) == [
-        tmp_path / "metrics.csv", tmp_path / "best.npz"]
+    assert existing_run_files(tmp_path, RUN_FILES + ("best.safetensors",)) == [
+        tmp_path / "metrics.csv", tmp_path / "best.safetensors"]
 
 
 def test_progress_is_tqdm_and_quiet_off_a_terminal(capsys):

@@ -1,11 +1,15 @@
 """Checkpoints: model, optimizer and scheduler state, step/epoch, hyperparameters and RNG state
-in one ``.npz`` file that loading can never execute.
+in one safetensors file that loading can never execute.
 
-Format: a NumPy ``.npz`` (a zip of ``.npy`` arrays, read with ``allow_pickle=False``). Every
-array of the state goes in as its own entry; everything else (numbers, strings, lists, the
-structure of the nested dicts) goes into one JSON document stored as the bytes of the entry
-``__metadata__``, where each array is replaced by ``{"__ndarray__": "<entry name>"}``. The zip's
-per-entry CRC catches corrupted bytes; a missing or unreadable piece raises ``CheckpointError``.
+Format: safetensors (a JSON header, then the raw bytes of every array: the format the model
+weights use too, see ``tinygrad_lite/weights.py``). Every array of the state goes in as its own
+tensor; everything else (numbers, strings, lists, the structure of the nested dicts) goes into
+one JSON document in the header's metadata, under ``"tinygrad_lite.checkpoint"``, where each
+array is replaced by ``{"__ndarray__": "<tensor name>"}``. A file cut short, a header that does
+not parse or a missing piece raises ``CheckpointError``. Checkpoints of earlier versions, in a
+NumPy ``.npz`` (a zip of ``.npy`` arrays, read with ``allow_pickle=False``, the JSON document
+stored as the bytes of the entry ``__metadata__``), still load: the format is recognised by the
+file's first bytes, whatever its name.
 
 Array entry names are the path of the array in the state, with each key escaped (``%`` ->
 ``%25``, ``/`` -> ``%2F``) so that ``{"a/b": x}`` and ``{"a": {"b": y}}`` cannot land on the same
@@ -48,7 +52,8 @@ from ..tensor import get_rng
 
 FORMAT = "tinygrad_lite.checkpoint"
 VERSION = 1
-_METADATA = "__metadata__"
+_METADATA = "__metadata__"          # the JSON document's entry in a .npz of an earlier version
+_HEADER_KEY = "tinygrad_lite.checkpoint"  # ... and its key in a safetensors header's metadata
 
 
 class CheckpointError(ValueError):
@@ -236,9 +241,11 @@ def save_checkpoint(path, *, model=None, optimizer=None, scheduler=None, step=No
         "scheduler_class": None if scheduler is None else type(scheduler).__name__,
     }
     arrays = {}
-    metadata = json.dumps(_encode(tree, "", arrays)).encode("utf-8")
-    arrays[_METADATA] = np.frombuffer(metadata, dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    metadata = json.dumps(_encode(tree, "", arrays))
+    import safetensors.numpy  # a dependency; imported on first use (import cost)
+    blob = safetensors.numpy.save({name: np.ascontiguousarray(a) for name, a in arrays.items()},
+                                  metadata={_HEADER_KEY: metadata})
+    atomic_write(path, lambda f: f.write(blob))
     return Path(path)
 
 
@@ -248,7 +255,9 @@ _ZIP_MAGIC, _NPY_MAGIC = b"PK\x03\x04", b"\x93NUMPY"
 
 
 def _read_arrays(path, source: str) -> dict:
-    """Every array in the file, read without unpickling anything; the file is closed after."""
+    """Every array in the file, and the JSON document as the bytes of the entry
+    ``__metadata__``, read without unpickling anything: a safetensors checkpoint, or a ``.npz``
+    one of an earlier version."""
     unreadable = (f"{source} is not a readable checkpoint (truncated or corrupted, or not a "
                   f"checkpoint at all)")
     try:
@@ -263,7 +272,8 @@ def _read_arrays(path, source: str) -> dict:
             raise CheckpointError(f"{unreadable}: it is a single NumPy array (.npy); a "
                                   f"checkpoint is a .npz written by save_checkpoint")
         if magic[:4] != _ZIP_MAGIC:
-            raise CheckpointError(f"{unreadable}: it does not start like a .npz (zip) file")
+            f.seek(0)
+            return _read_safetensors(f.read(), unreadable)
         f.seek(0)
         try:
             with np.load(f, allow_pickle=False) as npz:
@@ -274,6 +284,27 @@ def _read_arrays(path, source: str) -> dict:
                                       f"loading never unpickles (that could run any code)") \
                     from None
             raise CheckpointError(f"{unreadable}: {type(e).__name__}: {e}") from None
+
+
+def _read_safetensors(data: bytes, unreadable: str) -> dict:
+    """The arrays of a safetensors checkpoint, plus its JSON document as ``__metadata__``."""
+    import safetensors.numpy
+    header_size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 < header_size <= len(data) - 8 or data[8:9] != b"{":
+        raise CheckpointError(f"{unreadable}: it starts neither like a safetensors file nor "
+                              f"like a .npz (zip) file of an earlier version")
+    try:
+        header = json.loads(data[8:8 + header_size])
+        arrays = safetensors.numpy.load(data)
+    except Exception as e:  # safetensors' own SafetensorError, JSON and Unicode errors
+        raise CheckpointError(f"{unreadable}: {type(e).__name__}: {e}") from None
+    document = (header.get("__metadata__") or {}).get(_HEADER_KEY) \
+        if isinstance(header, dict) else None
+    if not isinstance(document, str):
+        raise CheckpointError(f"{unreadable}: it is a safetensors file without the "
+                              f"{_HEADER_KEY!r} metadata (model weights, not a checkpoint?)")
+    arrays[_METADATA] = np.frombuffer(document.encode("utf-8"), dtype=np.uint8)
+    return arrays
 
 
 def _read_metadata(arrays: dict, source: str) -> dict:

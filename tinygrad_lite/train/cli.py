@@ -120,22 +120,33 @@ def add_run_folder_flags(parser: argparse.ArgumentParser, default: str,
                              "is never touched)")
     if resume:
         parser.add_argument("--resume", action="store_true",
-                            help="continue the run in --out-dir from its last.npz")
+                            help="continue the run in --out-dir from its last.safetensors")
+
+
+LAST_CHECKPOINT, BEST_CHECKPOINT = "last.safetensors", "best.safetensors"
+
+
+def resume_checkpoint(out_dir: Path) -> Path:
+    """The checkpoint ``--resume`` continues from: the run's ``last.safetensors``, or the
+    ``last.npz`` of a run made by an earlier version (checkpoints were .npz files then; they
+    still load, and the resumed run writes .safetensors)."""
+    current, earlier = out_dir / LAST_CHECKPOINT, out_dir / "last.npz"
+    return earlier if earlier.is_file() and not current.is_file() else current
 
 
 def check_run_folder(parser: argparse.ArgumentParser, args: argparse.Namespace,
                      outputs) -> None:
     """Refuse (argparse error, exit 2) to start a new run over an earlier one in
     ``args.out_dir``: the files among ``outputs`` it would replace are listed, with the flags
-    that allow it. ``--resume`` needs the run's ``last.npz``."""
+    that allow it. ``--resume`` needs the run's last checkpoint (``resume_checkpoint``)."""
     resume = getattr(args, "resume", False)
     if resume and args.overwrite:
         parser.error("--resume continues the run in --out-dir and --overwrite replaces it: "
                      "give one of them")
     if resume:
-        if not (args.out_dir / "last.npz").is_file():
-            parser.error(f"--resume: there is no {args.out_dir / 'last.npz'} to continue from "
-                         f"(start a new run without --resume)")
+        if not resume_checkpoint(args.out_dir).is_file():
+            parser.error(f"--resume: there is no {args.out_dir / LAST_CHECKPOINT} to continue "
+                         f"from (start a new run without --resume)")
         return
     existing = existing_run_files(args.out_dir, outputs)
     if existing and not args.overwrite:
