@@ -251,6 +251,31 @@ def test_resume_continues_exactly(small_corpus, tmp_path):
     assert len((tmp_path / "b" / "metrics.csv").read_text().splitlines()) == 1 + 5  # 0,5,..,20
 
 
+def test_resume_continues_a_run_of_an_earlier_version_from_its_npz(small_corpus, tmp_path):
+    """Before checkpoints were safetensors files, a run folder held last.npz (the same JSON
+    document and arrays in a zip): --resume continues from it, exactly, and writes
+    last.safetensors."""
+    import safetensors
+    import safetensors.numpy
+    train_gpt = load_example("train_gpt")
+    straight = train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path / "a", "--max-iters", "20")))
+    train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path / "b", "--max-iters", "10")))
+    last = tmp_path / "b" / "last.safetensors"
+    with safetensors.safe_open(str(last), framework="numpy") as f:
+        document = f.metadata()["tinygrad_lite.checkpoint"]
+    arrays = safetensors.numpy.load_file(str(last))
+    np.savez(tmp_path / "b" / "last.npz", __metadata__=np.frombuffer(document.encode(), np.uint8),
+             **arrays)
+    last.unlink()
+    resumed = train_gpt.train(train_gpt.parse_args(
+        tiny_train_args(small_corpus, tmp_path / "b", "--max-iters", "20", "--resume")))
+    for name, value in straight["model"].state_dict().items():
+        np.testing.assert_array_equal(resumed["model"].state_dict()[name], value, err_msg=name)
+    assert last.read_bytes()[8:9] == b"{"  # the continued run wrote safetensors
+
+
 def test_resume_continues_the_training_clock(small_corpus, tmp_path):
     train_gpt = load_example("train_gpt")
     first = train_gpt.train(train_gpt.parse_args(
